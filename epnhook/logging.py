@@ -1,0 +1,70 @@
+"""Logging pieces that keep webhook tokens out of every log line and email."""
+
+import json
+import logging
+import re
+
+from django.utils.log import AdminEmailHandler
+
+# The token is the path segment after /webhook/; it must never reach a log line or an email.
+_WEBHOOK_PATH = re.compile(r"(/webhook/)[^/?#\s\"']+")
+REDACTED = "<redacted>"
+
+
+def redact(text: str) -> str:
+    """Return `text` with every webhook token replaced by a placeholder."""
+    return _WEBHOOK_PATH.sub(r"\1" + REDACTED, text)
+
+
+class RedactTokensFilter(logging.Filter):
+    """Rewrites a record so that neither its message nor its attached request can leak a token.
+
+    Django's request logger passes the path as an argument and attaches the request, from which
+    AdminEmailHandler renders the URL and META; for webhook paths the request is dropped.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        cleaned = redact(message)
+        if cleaned != message:
+            record.msg, record.args = cleaned, ()
+        request = getattr(record, "request", None)
+        if request is not None and "/webhook/" in getattr(request, "path", ""):
+            record.request = None
+        if record.exc_info and record.exc_text is None and record.exc_info[0] is not None:
+            record.exc_text = redact(logging.Formatter().formatException(record.exc_info))
+        return True
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line, for log shippers (LOG_FORMAT=json)."""
+
+    _STANDARD = set(vars(logging.makeLogRecord({})))
+
+    def format(self, record: logging.LogRecord) -> str:
+        data = {
+            "time": self.formatTime(record, "%Y-%m-%dT%H:%M:%S%z"),
+            "level": record.levelname,
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        for key, value in vars(record).items():
+            if key not in self._STANDARD and key not in ("request", "message") and not key.startswith("_"):
+                data[key] = value
+        if record.exc_info:
+            data["exc"] = record.exc_text or self.formatException(record.exc_info)
+        return json.dumps(data, ensure_ascii=False, default=str)
+
+
+class ThrottledAdminEmailHandler(AdminEmailHandler):
+    """Django's error emails, throttled like every other alert (a crash loop must not mail-bomb)."""
+
+    def send_mail(self, subject, message, *args, **kwargs):
+        from orders.alerts import claim  # settings load this module before apps are ready
+
+        suppressed = claim("unhandled-error")
+        if suppressed is None:
+            return
+        if suppressed:
+            message += f"\n\n{suppressed} more error email(s) were suppressed since the previous one."
+        super().send_mail(redact(subject), redact(message), *args, **kwargs)

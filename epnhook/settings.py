@@ -1,0 +1,234 @@
+"""Django settings for epnhook.
+
+This is the only module that reads the environment. Every variable is listed, with its default, in
+`.env.example` and in the README. Values come from the process environment first, then from the
+file named by ENV_FILE (default: `.env` beside manage.py). Bad values fail at start-up, loudly.
+"""
+
+from pathlib import Path
+
+import environ
+from django.core.exceptions import ImproperlyConfigured
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+env = environ.Env()
+ENV_FILE = env.str("ENV_FILE", default=str(BASE_DIR / ".env"))
+if ENV_FILE and Path(ENV_FILE).is_file():
+    # read_env never overrides a variable that is already set in the process environment.
+    environ.Env.read_env(ENV_FILE)
+
+DEBUG = env.bool("DEBUG", default=False)
+
+SECRET_KEY = env.str("SECRET_KEY", default="")
+if not SECRET_KEY:
+    if not DEBUG:
+        raise ImproperlyConfigured("SECRET_KEY must be set when DEBUG is off (see .env.example).")
+    SECRET_KEY = "insecure-development-only-key"
+
+ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["127.0.0.1", "localhost"] if DEBUG else [])
+CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
+ADMIN_URL = env.str("ADMIN_URL", default="admin/")
+if not ADMIN_URL.endswith("/") or ADMIN_URL.startswith("/"):
+    raise ImproperlyConfigured("ADMIN_URL must look like 'admin/': no leading slash, one trailing slash.")
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "whitenoise.runserver_nostatic",
+    "django.contrib.staticfiles",
+    "anymail",
+    "partners",
+    "orders",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.locale.LocaleMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "epnhook.urls"
+WSGI_APPLICATION = "epnhook.wsgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+# --- Database -----------------------------------------------------------------------------------
+# SQLite is the embedded default so a fresh checkout runs with no setup; production is MariaDB.
+DATABASES = {"default": env.db_url("DATABASE_URL", default=f"sqlite:///{BASE_DIR / 'db.sqlite3'}")}
+_db = DATABASES["default"]
+# Timeouts are short on purpose: a postback request must answer (or spool) within INGEST_DEADLINE
+# seconds, so no single database wait may approach it. 0 means "no limit" for read/write, which an
+# operator sets for a long migration on a big table.
+DATABASE_CONNECT_TIMEOUT = env.int("DATABASE_CONNECT_TIMEOUT", default=2)
+DATABASE_READ_TIMEOUT = env.int("DATABASE_READ_TIMEOUT", default=4)
+DATABASE_LOCK_WAIT_TIMEOUT = env.int("DATABASE_LOCK_WAIT_TIMEOUT", default=2)
+if _db["ENGINE"] == "django.db.backends.mysql":
+    _options = {
+        "charset": "utf8mb4",
+        "connect_timeout": DATABASE_CONNECT_TIMEOUT,
+        # Strict mode turns bad values into errors instead of silently truncated data; the session
+        # lock wait replaces InnoDB's 50 s default, far longer than any sender waits.
+        "init_command": (
+            "SET sql_mode='STRICT_TRANS_TABLES,NO_ZERO_IN_DATE,NO_ZERO_DATE,ERROR_FOR_DIVISION_BY_ZERO',"
+            f" innodb_lock_wait_timeout={DATABASE_LOCK_WAIT_TIMEOUT}"
+        ),
+        "isolation_level": "read committed",
+    }
+    if DATABASE_READ_TIMEOUT:
+        _options["read_timeout"] = DATABASE_READ_TIMEOUT
+        _options["write_timeout"] = DATABASE_READ_TIMEOUT
+    _db["OPTIONS"] = {**_options, **_db.get("OPTIONS", {})}
+    # Identifiers are compared exactly (see orders.fields); the test database matches production.
+    _db["TEST"] = {"CHARSET": "utf8mb4", "COLLATION": "utf8mb4_unicode_ci"}
+    _db["CONN_MAX_AGE"] = env.int("CONN_MAX_AGE", default=60)
+    _db["CONN_HEALTH_CHECKS"] = True
+elif _db["ENGINE"] == "django.db.backends.sqlite3":
+    # A writer waits for SQLite's lock instead of failing at once under concurrent postbacks.
+    _db.setdefault("OPTIONS", {}).setdefault("timeout", DATABASE_LOCK_WAIT_TIMEOUT + 3)
+    _db["OPTIONS"].setdefault("transaction_mode", "IMMEDIATE")
+else:
+    raise ImproperlyConfigured("DATABASE_URL must be a mysql:// (MariaDB) or sqlite:// URL.")
+
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+# --- Webhook ingest ------------------------------------------------------------------------------
+# Tokens: WEBHOOK_SECRET_TOKEN holds EPN.bz's tokens; WEBHOOK_TOKENS "partner:token,..." any partner's.
+# Several tokens per partner may be live at once, which is how a token is rotated without a gap.
+WEBHOOK_TOKENS = [("epn_bz", token) for token in env.list("WEBHOOK_SECRET_TOKEN", default=[])]
+for _item in env.list("WEBHOOK_TOKENS", default=[]):
+    _partner, _sep, _token = _item.partition(":")
+    if not _sep or not _partner.strip() or not _token.strip():
+        raise ImproperlyConfigured(f"WEBHOOK_TOKENS items must be 'partner:token', got {_partner!r}:...")
+    WEBHOOK_TOKENS.append((_partner.strip(), _token.strip()))
+
+WEBHOOK_MAX_BODY_BYTES = env.int("WEBHOOK_MAX_BODY_BYTES", default=64 * 1024)
+WEBHOOK_MAX_QUERY_BYTES = env.int("WEBHOOK_MAX_QUERY_BYTES", default=8 * 1024)
+DATA_UPLOAD_MAX_MEMORY_SIZE = WEBHOOK_MAX_BODY_BYTES
+
+# A postback request answers within this many seconds whatever the database does.
+INGEST_DEADLINE = env.float("INGEST_DEADLINE", default=5.0)
+INGEST_ATTEMPTS = env.int("INGEST_ATTEMPTS", default=5)
+SPOOL_DIR = Path(env.str("SPOOL_DIR", default=str(BASE_DIR / "var" / "spool")))
+SPOOL_ACK_STATUS = env.int("SPOOL_ACK_STATUS", default=503)
+if SPOOL_ACK_STATUS not in (202, 503):
+    raise ImproperlyConfigured("SPOOL_ACK_STATUS must be 503 (sender retries) or 202 (spool is the ack).")
+ALERT_THROTTLE_SECONDS = env.int("ALERT_THROTTLE_SECONDS", default=15 * 60)
+ALERT_STATE_DIR = Path(env.str("ALERT_STATE_DIR", default=str(BASE_DIR / "var" / "alerts")))
+
+# --- Mail ----------------------------------------------------------------------------------------
+ADMINS = []
+for _admin in env.list("ADMINS", default=[]):
+    _name, _sep, _addr = _admin.rpartition("<")
+    ADMINS.append((_name.strip(), _addr.rstrip(">").strip()) if _sep else ("", _admin.strip()))
+MANAGERS = ADMINS
+
+# EMAIL_URL picks the transport: smtp://, smtp+tls://, smtp+ssl://, consolemail://, or
+# anymail://<esp> for any provider django-anymail supports (its key in ANYMAIL_API_KEY).
+EMAIL_URL = env.str("EMAIL_URL", default="consolemail://")
+if EMAIL_URL.startswith("anymail://"):
+    _esp = EMAIL_URL.removeprefix("anymail://").strip("/")
+    if not _esp:
+        raise ImproperlyConfigured("EMAIL_URL anymail:// needs a provider, e.g. anymail://mailgun")
+    EMAIL_BACKEND = f"anymail.backends.{_esp}.EmailBackend"
+    ANYMAIL = {"API_KEY": env.str("ANYMAIL_API_KEY", default="")}
+    for _extra in env.list("ANYMAIL_SETTINGS", default=[]):
+        _key, _sep, _value = _extra.partition("=")
+        ANYMAIL[_key.strip().upper()] = _value.strip()
+else:
+    globals().update(env.email_url_config(EMAIL_URL))
+# A hung mail server must never hold a request beyond the ingest bound.
+EMAIL_TIMEOUT = env.int("EMAIL_TIMEOUT", default=3)
+DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="epnhook@localhost")
+SERVER_EMAIL = env.str("SERVER_EMAIL", default=DEFAULT_FROM_EMAIL)
+EMAIL_SUBJECT_PREFIX = env.str("EMAIL_SUBJECT_PREFIX", default="[epnhook] ")
+
+# --- Internationalisation ------------------------------------------------------------------------
+LANGUAGE_CODE = env.str("LANGUAGE_CODE", default="ru")
+LANGUAGES = [("ru", "Русский"), ("en", "English")]
+LOCALE_PATHS = [BASE_DIR / "locale"]
+TIME_ZONE = env.str("TIME_ZONE", default="Europe/Moscow")
+USE_I18N = True
+USE_TZ = True
+
+# --- Static files --------------------------------------------------------------------------------
+STATIC_URL = "static/"
+STATIC_ROOT = BASE_DIR / "staticfiles"
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {
+        "BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"
+        if DEBUG
+        else "whitenoise.storage.CompressedManifestStaticFilesStorage"
+    },
+}
+
+# --- HTTPS hardening (production) -----------------------------------------------------------------
+# Traefik terminates TLS and says so in X-Forwarded-Proto.
+SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=not DEBUG)
+SESSION_COOKIE_SECURE = env.bool("SESSION_COOKIE_SECURE", default=not DEBUG)
+CSRF_COOKIE_SECURE = env.bool("CSRF_COOKIE_SECURE", default=not DEBUG)
+SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=0 if DEBUG else 31536000)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = SECURE_HSTS_SECONDS > 0
+SECURE_HSTS_PRELOAD = SECURE_HSTS_SECONDS > 0
+# /health is probed over plain HTTP inside the container network.
+SECURE_REDIRECT_EXEMPT = [r"^health$"]
+
+# --- Logging -------------------------------------------------------------------------------------
+LOG_LEVEL = env.str("LOG_LEVEL", default="INFO")
+LOG_FORMAT = env.str("LOG_FORMAT", default="text")
+if LOG_FORMAT not in ("text", "json"):
+    raise ImproperlyConfigured("LOG_FORMAT must be 'text' or 'json'.")
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "filters": {
+        # Webhook URLs carry the secret token; scrub it from every record before any handler sees it.
+        "redact_tokens": {"()": "epnhook.logging.RedactTokensFilter"},
+        "require_debug_false": {"()": "django.utils.log.RequireDebugFalse"},
+    },
+    "formatters": {
+        "text": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
+        "json": {"()": "epnhook.logging.JsonFormatter"},
+    },
+    "handlers": {
+        "console": {
+            "class": "logging.StreamHandler",
+            "formatter": LOG_FORMAT,
+            "filters": ["redact_tokens"],
+        },
+        "mail_admins": {
+            "class": "epnhook.logging.ThrottledAdminEmailHandler",
+            "level": "ERROR",
+            "filters": ["require_debug_false", "redact_tokens"],
+        },
+    },
+    "root": {"handlers": ["console"], "level": LOG_LEVEL},
+    "loggers": {
+        "django.request": {"handlers": ["console", "mail_admins"], "level": "WARNING", "propagate": False},
+        "django.server": {"handlers": ["console"], "level": "INFO", "propagate": False},
+    },
+}

@@ -1,0 +1,15 @@
+from django.conf import settings
+from django.contrib import admin
+from django.urls import path, re_path
+
+from orders import views
+
+urlpatterns = [
+    # The token is one path segment; a trailing slash is tolerated because senders add one.
+    re_path(r"^webhook/(?P<token>[^/]+)/?$", views.webhook, name="webhook"),
+    path("health", views.health, name="health"),
+    path(settings.ADMIN_URL, admin.site.urls),
+]
+
+handler404 = "epnhook.errors.not_found"
+handler500 = "epnhook.errors.server_error"

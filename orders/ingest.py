@@ -1,0 +1,214 @@
+"""The write path: one function, `ingest`, takes a raw request and stores it, whatever happens.
+
+Contract of `ingest(raw)`:
+- a bad payload is stored as an `invalid` Delivery and reported, never retried;
+- a valid payload stores its Order and its Delivery in one transaction; a repeat of the same
+  (partner, uniq_id, order_status) stores only the Delivery, as `duplicate`, flagging money that
+  differs as a conflict and never touching the Order;
+- a database failure is retried (transient errors only) with exponential backoff within
+  INGEST_DEADLINE seconds; when that runs out the request is written durably to the spool,
+  the admins are alerted (throttled), and the result is `spooled`;
+- a bug of ours is recorded as an `error` Delivery (where the database allows) and re-raised.
+
+Views, the spool drain, replay and tests all call this module; nothing else writes orders.
+"""
+
+import base64
+import logging
+import random
+import time
+from dataclasses import asdict, dataclass, field
+from datetime import datetime
+from typing import NoReturn
+
+from django.conf import settings
+from django.db import DatabaseError, IntegrityError, connection, transaction
+from django.utils import timezone
+from django.utils.dateparse import parse_datetime
+
+from partners.base import ParsedOrder, PayloadError
+from partners.registry import get_partner
+
+from . import alerts, dberrors, spool
+from .models import Delivery, Order
+from .payload import payload_params
+
+log = logging.getLogger("epnhook.ingest")
+
+# A duplicate carrying different values in these fields is flagged as a conflict.
+CONFLICT_FIELDS = ("revenue", "commission_fee", "currency")
+
+CREATED, DUPLICATE, INVALID, ERROR, SPOOLED = "created", "duplicate", "invalid", "error", "spooled"
+
+
+@dataclass
+class RawRequest:
+    """A postback as it arrived, before anything was concluded from it; JSON-serialisable for the spool."""
+
+    partner: str
+    method: str
+    query_string: str = ""
+    body: bytes = b""
+    content_type: str = ""
+    remote_addr: str | None = None
+    user_agent: str = ""
+    headers: dict = field(default_factory=dict)
+    received_at: datetime = field(default_factory=timezone.now)
+    source: str = Delivery.Source.HTTP
+
+    def to_json(self) -> dict:
+        data = asdict(self)
+        data["body"] = base64.b64encode(self.body).decode("ascii")
+        data["received_at"] = self.received_at.isoformat()
+        return data
+
+    @classmethod
+    def from_json(cls, data: dict) -> "RawRequest":
+        """Inverse of to_json; raises KeyError, TypeError or ValueError on a damaged document."""
+        received_at = parse_datetime(data["received_at"])
+        if received_at is None:
+            raise ValueError("received_at is not a timestamp")
+        return cls(**{**data, "body": base64.b64decode(data["body"], validate=True), "received_at": received_at})
+
+
+@dataclass(frozen=True)
+class IngestResult:
+    outcome: str
+    delivery_id: int | None = None
+    order_id: int | None = None
+    error: str = ""
+    field: str | None = None
+    conflict_fields: tuple[str, ...] = ()
+    spool_id: str | None = None
+
+
+def ingest(raw: RawRequest) -> IngestResult:
+    """Store `raw`; see the module docstring for the contract. Never loses an accepted request."""
+    started = time.monotonic()
+    deadline = started + settings.INGEST_DEADLINE
+    for attempt in range(1, settings.INGEST_ATTEMPTS + 1):
+        try:
+            result = store(raw)
+        except DatabaseError as error:
+            kind = dberrors.classify(error)
+            if kind is None:
+                _record_bug_and_raise(raw, error)
+            _discard_connection()
+            pause = _backoff(attempt)
+            # Stop when another attempt (a pause, then a connect that may time out) would overrun.
+            out_of_time = time.monotonic() + pause + settings.DATABASE_CONNECT_TIMEOUT > deadline
+            if kind != dberrors.TRANSIENT or attempt == settings.INGEST_ATTEMPTS or out_of_time:
+                return _spool(raw, error, kind, attempt)
+            time.sleep(pause)
+        except Exception as error:
+            _record_bug_and_raise(raw, error)
+        else:
+            spool.drain_in_background_if_pending()
+            return result
+    raise AssertionError("unreachable: the loop returns on its last attempt")
+
+
+def store(raw: RawRequest, *, spool_id: str | None = None) -> IngestResult:
+    """One attempt at the write path, no retries: database errors propagate to the caller."""
+    try:
+        params = payload_params(raw.query_string, raw.body, raw.content_type)
+        parsed = get_partner(raw.partner).parse(params)
+    except PayloadError as error:
+        with transaction.atomic():
+            delivery = _create_delivery(
+                raw, Delivery.Outcome.INVALID, spool_id=spool_id, error=error.message, error_field=error.field or ""
+            )
+        return IngestResult(INVALID, delivery.pk, error=error.message, field=error.field)
+    with transaction.atomic():
+        order, outcome, conflicts = save_order(raw.partner, parsed, params)
+        delivery = _create_delivery(raw, outcome, spool_id=spool_id, order=order, conflict_fields=list(conflicts))
+    return IngestResult(outcome, delivery.pk, order.pk, conflict_fields=conflicts)
+
+
+def save_order(partner: str, parsed: ParsedOrder, params: dict) -> tuple[Order, str, tuple[str, ...]]:
+    """Insert the order event, or find the stored one if this key was seen; runs inside a transaction.
+
+    Inserting first and catching the unique-key error (rather than INSERT IGNORE, which on MariaDB
+    also turns bad values into mere warnings, or select-then-insert, which races) is what keeps
+    concurrent identical postbacks to exactly one row.
+    """
+    values = {name: getattr(parsed, name) for name in ParsedOrder.__dataclass_fields__}
+    try:
+        with transaction.atomic():
+            return Order.objects.create(partner=partner, raw_payload=params, **values), CREATED, ()
+    except IntegrityError:
+        key = {"partner": partner, "uniq_id": parsed.uniq_id, "order_status": parsed.order_status}
+        order = Order.objects.filter(**key).first()
+        if order is None:
+            raise
+    conflicts = tuple(name for name in CONFLICT_FIELDS if getattr(order, name) != values[name])
+    if conflicts and not order.has_conflict:
+        Order.objects.filter(pk=order.pk).update(has_conflict=True)
+        order.has_conflict = True
+    return order, DUPLICATE, conflicts
+
+
+def _create_delivery(raw: RawRequest, outcome: str, *, spool_id: str | None, **extra) -> Delivery:
+    source = Delivery.Source.SPOOL if spool_id and raw.source == Delivery.Source.HTTP else raw.source
+    return Delivery.objects.create(
+        partner=raw.partner,
+        source=source,
+        method=raw.method,
+        query_string=raw.query_string,
+        body=raw.body,
+        content_type=raw.content_type[:255],
+        remote_addr=raw.remote_addr,
+        user_agent=raw.user_agent[:1024],
+        headers=raw.headers,
+        received_at=raw.received_at,
+        outcome=outcome,
+        spool_id=spool_id,
+        **extra,
+    )
+
+
+def _backoff(attempt: int) -> float:
+    """Exponential backoff with jitter, so that many workers do not retry in lockstep."""
+    return 0.05 * 2 ** (attempt - 1) * random.uniform(0.5, 1.0)
+
+
+def _discard_connection() -> None:
+    """Drop the (probably broken) connection so the next attempt opens a fresh one.
+
+    Inside a caller's transaction the connection is not ours to close; that caller handles it.
+    """
+    if connection.in_atomic_block:
+        return
+    try:
+        connection.close()
+    except DatabaseError:
+        connection.connection = None
+
+
+def _spool(raw: RawRequest, error: DatabaseError, kind: str, attempts: int) -> IngestResult:
+    spool_id = spool.write(raw)
+    description = dberrors.describe(error)
+    log.error(
+        "database unavailable after %d attempt(s), request spooled as %s: %s",
+        attempts, spool_id, description,
+        extra={"partner": raw.partner, "outcome": SPOOLED, "spool_id": spool_id},
+    )
+    subject, advice = dberrors.ALERTS[kind]
+    alerts.alert(
+        f"database-{kind}",
+        subject,
+        f"{advice}\n\nError: {description}\nAttempts: {attempts}\n"
+        f"The postback was written to the spool ({spool_id}) and will be stored once the database answers.",
+    )
+    return IngestResult(SPOOLED, error=description, spool_id=spool_id)
+
+
+def _record_bug_and_raise(raw: RawRequest, error: Exception) -> NoReturn:
+    """Keep the request of a failure that is our fault, so it can be replayed once fixed, then re-raise."""
+    log.exception("unhandled error while storing a postback", extra={"partner": raw.partner})
+    try:
+        _create_delivery(raw, Delivery.Outcome.ERROR, spool_id=None, error=f"{type(error).__name__}: {error}")
+    except Exception:
+        log.exception("could not record the failed delivery; spooling it instead")
+        spool.write(raw)
+    raise error

@@ -1,0 +1,141 @@
+"""The ledger: one Order row per (partner, uniq_id, order_status), one Delivery row per request.
+
+Delivery is the raw log (dj-stripe's WebhookEventTrigger): every authenticated request is kept as it
+arrived, with what became of it, so that any postback can be replayed after a parser fix. Order
+is what the business pays cashback from; it is written once and never overwritten.
+"""
+
+from django.db import models
+from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
+
+from partners.base import CURRENCIES, MAX_TEXT_LENGTH, MONEY_DECIMAL_PLACES, MONEY_INTEGER_DIGITS
+
+from .fields import ExactCharField
+
+
+class OrderStatus(models.TextChoices):
+    WAITING = "waiting", _("waiting (new)")
+    PENDING = "pending", _("pending (on hold)")
+    COMPLETED = "completed", _("completed (confirmed)")
+    REJECTED = "rejected", _("rejected (cancelled)")
+
+
+class OfferType(models.IntegerChoices):
+    STANDARD = 1, _("standard")
+    REFERRAL = 2, _("referral")
+    OFFLINE = 3, _("offline")
+
+
+def money_field(verbose_name):
+    return models.DecimalField(
+        verbose_name,
+        max_digits=MONEY_INTEGER_DIGITS + MONEY_DECIMAL_PLACES,
+        decimal_places=MONEY_DECIMAL_PLACES,
+        null=True,
+        blank=True,
+    )
+
+
+class Order(models.Model):
+    partner = models.CharField(_("partner"), max_length=32)
+    uniq_id = ExactCharField(_("unique id"), max_length=MAX_TEXT_LENGTH)
+    # True when the network sent no uniq_id and the key was derived from offer_id + order_number.
+    uniq_id_derived = models.BooleanField(_("unique id derived"), default=False)
+    order_number = ExactCharField(_("order number"), max_length=MAX_TEXT_LENGTH)
+    click_id = ExactCharField(_("click id (user)"), max_length=MAX_TEXT_LENGTH)
+    order_status = models.CharField(_("status"), max_length=16, choices=OrderStatus.choices)
+    offer_name = models.CharField(_("offer name"), max_length=MAX_TEXT_LENGTH, blank=True)
+    offer_type = models.CharField(_("offer tag"), max_length=MAX_TEXT_LENGTH, blank=True)
+    offer_id = models.CharField(_("offer id"), max_length=MAX_TEXT_LENGTH, blank=True)
+    type_id = models.PositiveSmallIntegerField(_("offer type"), choices=OfferType.choices, null=True, blank=True)
+    sub = models.CharField("sub", max_length=MAX_TEXT_LENGTH, blank=True)
+    sub2 = models.CharField("sub2", max_length=MAX_TEXT_LENGTH, blank=True)
+    sub3 = models.CharField("sub3", max_length=MAX_TEXT_LENGTH, blank=True)
+    sub4 = models.CharField("sub4", max_length=MAX_TEXT_LENGTH, blank=True)
+    sub5 = models.CharField("sub5", max_length=MAX_TEXT_LENGTH, blank=True)
+    revenue = money_field(_("revenue"))
+    commission_fee = money_field(_("commission"))
+    currency = models.CharField(_("currency"), max_length=3, choices=[(c, c) for c in CURRENCIES], default="RUB")
+    ip = models.GenericIPAddressField(_("click IP"), null=True, blank=True)
+    ipv6 = models.GenericIPAddressField(_("click IPv6"), protocol="IPv6", null=True, blank=True)
+    user_agent = models.CharField(_("click user agent"), max_length=1024, blank=True)
+    click_time = models.DateTimeField(_("click time"), null=True, blank=True)
+    time_of_order = models.DateTimeField(_("time of order"), null=True, blank=True)
+    # Every parameter of the first delivery, including ones no parser knows yet.
+    raw_payload = models.JSONField(_("raw payload"), default=dict)
+    # Set when a later delivery of the same key carried different money; the row itself stays.
+    has_conflict = models.BooleanField(_("conflict"), default=False)
+    created_at = models.DateTimeField(_("received"), default=timezone.now)
+    updated_at = models.DateTimeField(_("updated"), auto_now=True)
+
+    class Meta:
+        verbose_name = _("order")
+        verbose_name_plural = _("orders")
+        constraints = [
+            # The idempotency key: a network resends the same status of the same order; that is one
+            # event, and paying it twice is the failure this whole service exists to prevent.
+            models.UniqueConstraint(fields=["partner", "uniq_id", "order_status"], name="order_unique_event"),
+        ]
+        indexes = [
+            models.Index(fields=["partner", "order_status"], name="order_partner_status"),
+            # Staff look orders up by the user, by the shop's order number and by ePN's id alone.
+            models.Index(fields=["click_id"], name="order_click_id"),
+            models.Index(fields=["order_number"], name="order_order_number"),
+            models.Index(fields=["uniq_id"], name="order_uniq_id"),
+            models.Index(fields=["created_at"], name="order_created_at"),
+        ]
+
+    def __str__(self):
+        return f"{self.partner} {self.uniq_id} {self.order_status}"
+
+
+class Delivery(models.Model):
+    """One authenticated request, as received, and what became of it."""
+
+    class Outcome(models.TextChoices):
+        CREATED = "created", _("created")
+        DUPLICATE = "duplicate", _("duplicate")
+        INVALID = "invalid", _("invalid")
+        ERROR = "error", _("error")
+
+    class Source(models.TextChoices):
+        HTTP = "http", _("HTTP request")
+        SPOOL = "spool", _("HTTP request, stored from the spool")
+        MANUAL = "manual", _("entered by hand")
+
+    partner = models.CharField(_("partner"), max_length=32)
+    source = models.CharField(_("source"), max_length=8, choices=Source.choices, default=Source.HTTP)
+    method = models.CharField(_("method"), max_length=8)
+    query_string = models.TextField(_("query string"), blank=True)
+    body = models.BinaryField(_("body"), blank=True, default=b"")
+    content_type = models.CharField(_("content type"), max_length=255, blank=True)
+    remote_addr = models.GenericIPAddressField(_("sender address"), null=True, blank=True)
+    user_agent = models.CharField(_("sender user agent"), max_length=1024, blank=True)
+    headers = models.JSONField(_("headers"), default=dict, blank=True)
+    received_at = models.DateTimeField(_("received"), default=timezone.now)
+    outcome = models.CharField(_("outcome"), max_length=16, choices=Outcome.choices)
+    error = models.TextField(_("error"), blank=True)
+    error_field = models.CharField(_("field at fault"), max_length=64, blank=True)
+    order = models.ForeignKey(
+        Order, verbose_name=_("order"), on_delete=models.PROTECT, null=True, blank=True, related_name="deliveries"
+    )
+    # Names of money fields that differed from the stored order on a duplicate.
+    conflict_fields = models.JSONField(_("conflicting fields"), default=list, blank=True)
+    # The spool entry this delivery was stored from; unique so that draining twice stores it once.
+    spool_id = models.CharField(_("spool entry"), max_length=64, null=True, blank=True, unique=True)
+    processed_at = models.DateTimeField(_("processed"), default=timezone.now)
+
+    class Meta:
+        verbose_name = _("delivery")
+        verbose_name_plural = _("deliveries")
+        indexes = [
+            models.Index(fields=["received_at"], name="delivery_received_at"),
+            # "When did this network last call us?" (check_health) and the per-partner list.
+            models.Index(fields=["partner", "received_at"], name="delivery_partner_received"),
+            # Replay selects invalid/error deliveries by time.
+            models.Index(fields=["outcome", "received_at"], name="delivery_outcome_received"),
+        ]
+
+    def __str__(self):
+        return f"#{self.pk} {self.partner} {self.outcome}"

@@ -1,0 +1,186 @@
+"""The durable spool: where a postback goes when the database cannot take it.
+
+Each entry is one JSON file in SPOOL_DIR/incoming, written to a temporary name, fsynced, renamed
+and the directory fsynced, so an entry either exists whole or not at all (a crash leaves only a
+`.tmp` file, which the sender was never told about). Draining stores each entry through the same
+write path as a live request, keyed by the entry's id, so an entry drained twice (a crash between
+commit and unlink) is stored once. A damaged entry is moved to SPOOL_DIR/quarantine and reported.
+"""
+
+import fcntl
+import json
+import logging
+import os
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from django.conf import settings
+from django.db import DatabaseError, IntegrityError, connections
+
+log = logging.getLogger("epnhook.spool")
+
+# How often (seconds) a worker that just stored a postback looks for a backlog to drain.
+_CHECK_INTERVAL = 10.0
+# A temporary file this old was left by a crash mid-write; its sender never got a 2xx.
+_STALE_TMP_SECONDS = 3600
+_last_check = 0.0
+
+
+def incoming_dir() -> Path:
+    return settings.SPOOL_DIR / "incoming"
+
+
+def quarantine_dir() -> Path:
+    return settings.SPOOL_DIR / "quarantine"
+
+
+def write(raw) -> str:
+    """Write `raw` (an ingest.RawRequest) durably and return the entry id. Raises OSError if it cannot."""
+    directory = incoming_dir()
+    directory.mkdir(parents=True, exist_ok=True)
+    entry_id = f"{time.time_ns():020d}-{uuid.uuid4().hex}"
+    temporary = directory / f".{entry_id}.tmp"
+    data = json.dumps(raw.to_json(), ensure_ascii=False).encode()
+    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        os.write(fd, data)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    os.rename(temporary, directory / f"{entry_id}.json")
+    _fsync_directory(directory)
+    return entry_id
+
+
+def pending() -> list[Path]:
+    """Entries waiting to be stored, oldest first."""
+    try:
+        return sorted(p for p in incoming_dir().iterdir() if p.suffix == ".json")
+    except FileNotFoundError:
+        return []
+
+
+def backlog() -> int:
+    return len(pending())
+
+
+@dataclass
+class DrainReport:
+    stored: int = 0
+    already_stored: int = 0
+    quarantined: int = 0
+    remaining: int = 0
+    outcomes: dict = field(default_factory=dict)
+    error: str = ""
+    busy: bool = False
+
+
+def drain(limit: int | None = None) -> DrainReport:
+    """Store spooled entries until the spool is empty, `limit` entries are done, or the database fails.
+
+    Only one drain runs at a time across all processes; a concurrent call returns `busy`.
+    """
+    from .ingest import RawRequest, store  # ingest imports this module
+
+    report = DrainReport()
+    settings.SPOOL_DIR.mkdir(parents=True, exist_ok=True)
+    with open(settings.SPOOL_DIR / ".drain.lock", "w") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            report.busy = True
+            return report
+        _quarantine_stale_temporaries(report)
+        entries = pending()
+        for done, path in enumerate(entries):
+            if limit is not None and done >= limit:
+                break
+            try:
+                raw = RawRequest.from_json(json.loads(path.read_bytes()))
+            except (OSError, ValueError, KeyError, TypeError) as error:
+                _quarantine(path, f"unreadable entry: {type(error).__name__}: {error}", report)
+                continue
+            try:
+                if _already_stored(path.stem):
+                    report.already_stored += 1
+                    path.unlink(missing_ok=True)
+                    continue
+                result = store(raw, spool_id=path.stem)
+            except IntegrityError:
+                if not _already_stored(path.stem):
+                    raise
+                report.already_stored += 1
+            except DatabaseError as error:
+                report.error = str(error)
+                break
+            else:
+                report.stored += 1
+                report.outcomes[result.outcome] = report.outcomes.get(result.outcome, 0) + 1
+            path.unlink(missing_ok=True)
+        report.remaining = backlog()
+    return report
+
+
+def drain_in_background_if_pending() -> None:
+    """Called after a successful write: if entries are waiting, drain them on a thread.
+
+    Looks at the directory at most every few seconds, so the happy path costs nothing.
+    """
+    global _last_check
+    now = time.monotonic()
+    if now - _last_check < _CHECK_INTERVAL:
+        return
+    _last_check = now
+    if pending():
+        threading.Thread(target=_drain_on_thread, name="spool-drain", daemon=True).start()
+
+
+def _drain_on_thread() -> None:
+    try:
+        report = drain()
+        if report.stored or report.quarantined:
+            log.info("spool drained: %s", report)
+    except Exception:
+        log.exception("spool drain failed")
+    finally:
+        connections.close_all()
+
+
+def _already_stored(entry_id: str) -> bool:
+    from .models import Delivery
+
+    return Delivery.objects.filter(spool_id=entry_id).exists()
+
+
+def _quarantine(path: Path, reason: str, report: DrainReport) -> None:
+    from . import alerts
+
+    target = quarantine_dir()
+    target.mkdir(parents=True, exist_ok=True)
+    os.replace(path, target / path.name)
+    report.quarantined += 1
+    log.error("spool entry %s quarantined: %s", path.name, reason)
+    alerts.alert(
+        "spool-corrupt",
+        "A spooled postback could not be read and was quarantined",
+        f"Entry {path.name} was moved to {target}.\nReason: {reason}\n"
+        "Inspect it by hand; if it holds a postback, enter it with manage.py replay_webhook --query.",
+    )
+
+
+def _quarantine_stale_temporaries(report: DrainReport) -> None:
+    cutoff = time.time() - _STALE_TMP_SECONDS
+    for path in incoming_dir().glob(".*.tmp") if incoming_dir().exists() else ():
+        if path.stat().st_mtime < cutoff:
+            _quarantine(path, "incomplete write (the process died while spooling)", report)
+
+
+def _fsync_directory(directory: Path) -> None:
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

@@ -1,0 +1,104 @@
+"""HTTP endpoints: the postback receiver and the health probe. Thin: the work is in orders.ingest."""
+
+import logging
+import time
+
+from django.conf import settings
+from django.db import DatabaseError, connection
+from django.http import JsonResponse
+from django.views.decorators.csrf import csrf_exempt
+
+from . import spool
+from .ingest import CREATED, DUPLICATE, INVALID, SPOOLED, RawRequest, ingest
+from .tokens import partner_for_token
+
+log = logging.getLogger("epnhook.webhook")
+
+# Request headers worth keeping with a delivery; never cookies or authorisation.
+KEPT_HEADERS = ("Content-Type", "Content-Length", "User-Agent", "X-Forwarded-For", "X-Forwarded-Proto",
+                "X-Real-Ip", "Accept")
+# How long a sender should wait before retrying a spooled postback.
+RETRY_AFTER_SECONDS = 60
+
+
+def json_error(status: int, message: str, **extra) -> JsonResponse:
+    return JsonResponse({"error": message, **extra}, status=status)
+
+
+@csrf_exempt
+def webhook(request, token):
+    """Receive one postback: GET or POST to /webhook/<token>. Every answer is JSON."""
+    started = time.monotonic()
+    if request.method not in ("GET", "POST"):
+        response = json_error(405, "method not allowed: use GET or POST")
+        response["Allow"] = "GET, POST"
+        return response
+    partner = partner_for_token(token)
+    if partner is None:
+        # 404, never 410: senders read 410 as "disable this URL".
+        return json_error(404, "not found")
+    if len(request.META.get("QUERY_STRING", "")) > settings.WEBHOOK_MAX_QUERY_BYTES:
+        return json_error(413, f"query string longer than {settings.WEBHOOK_MAX_QUERY_BYTES} bytes", field="query")
+    body = _read_body(request)
+    if body is None:
+        return json_error(413, f"body larger than {settings.WEBHOOK_MAX_BODY_BYTES} bytes", field="body")
+
+    result = ingest(RawRequest(
+        partner=partner,
+        method=request.method,
+        query_string=request.META.get("QUERY_STRING", "").encode("latin-1").decode("utf-8", "replace"),
+        body=body,
+        content_type=request.META.get("CONTENT_TYPE", ""),
+        remote_addr=request.META.get("REMOTE_ADDR") or None,
+        user_agent=request.META.get("HTTP_USER_AGENT", ""),
+        headers={name: request.headers[name] for name in KEPT_HEADERS if name in request.headers},
+    ))
+    log.info(
+        "postback %s", result.outcome,
+        extra={"partner": partner, "outcome": result.outcome, "order_id": result.order_id,
+               "delivery_id": result.delivery_id, "ms": round((time.monotonic() - started) * 1000, 1)},
+    )
+    if result.outcome in (CREATED, DUPLICATE):
+        return JsonResponse({"status": result.outcome, "order_id": result.order_id,
+                             "delivery_id": result.delivery_id})
+    if result.outcome == INVALID:
+        return json_error(400, result.error, field=result.field, delivery_id=result.delivery_id)
+    if result.outcome == SPOOLED:
+        response = JsonResponse(
+            {"status": SPOOLED, "error": "database unavailable; the postback was saved and will be stored"},
+            status=settings.SPOOL_ACK_STATUS,
+        )
+        response["Retry-After"] = str(RETRY_AFTER_SECONDS)
+        return response
+    raise AssertionError(f"unexpected ingest outcome {result.outcome!r}")
+
+
+def _read_body(request) -> bytes | None:
+    """The request body, or None when it is over the limit (checked before reading it all)."""
+    limit = settings.WEBHOOK_MAX_BODY_BYTES
+    try:
+        declared = int(request.META.get("CONTENT_LENGTH") or 0)
+    except ValueError:
+        declared = 0
+    if declared > limit:
+        return None
+    body = request.read(limit + 1)
+    return None if len(body) > limit else body
+
+
+def health(request):
+    """200 when the database answers, 503 when it does not; never reveals configuration."""
+    started = time.monotonic()
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT 1")
+        database = "ok"
+    except DatabaseError:
+        database = "error"
+    body = {
+        "status": "ok" if database == "ok" else "error",
+        "database": database,
+        "database_ms": round((time.monotonic() - started) * 1000, 1),
+        "spool_backlog": spool.backlog(),
+    }
+    return JsonResponse(body, status=200 if database == "ok" else 503)

@@ -1,0 +1,193 @@
+"""The ingest service, called directly: the contract every entry point relies on."""
+
+from decimal import Decimal
+
+import pytest
+from django.db import OperationalError
+
+from orders import ingest as ingest_module
+from orders import spool
+from orders.ingest import RawRequest, ingest, store
+from orders.models import Delivery, Order
+from tests.factories import raw_get
+
+pytestmark = pytest.mark.django_db
+
+
+def test_valid_postback_creates_order_and_delivery_together():
+    result = ingest(raw_get())
+    assert result.outcome == "created"
+    order = Order.objects.get(pk=result.order_id)
+    delivery = Delivery.objects.get(pk=result.delivery_id)
+    assert (order.partner, order.uniq_id, order.order_status) == ("epn_bz", "EPN-12345", "waiting")
+    assert order.revenue == Decimal("1500")
+    assert order.raw_payload["order_number"] == "ORDER-001"
+    assert delivery.order_id == order.pk and delivery.outcome == "created"
+    assert delivery.method == "GET" and "uniq_id=EPN-12345" in delivery.query_string
+
+
+def test_repeat_is_duplicate_and_stores_only_a_delivery():
+    first = ingest(raw_get())
+    second = ingest(raw_get())
+    assert second.outcome == "duplicate" and second.order_id == first.order_id
+    assert Order.objects.count() == 1
+    assert Delivery.objects.count() == 2
+    assert Delivery.objects.get(pk=second.delivery_id).outcome == "duplicate"
+    assert second.conflict_fields == ()
+    assert Order.objects.get().has_conflict is False
+
+
+def test_new_status_of_the_same_order_is_a_new_row():
+    ingest(raw_get())
+    ingest(raw_get(order_status="completed"))
+    ingest(raw_get(order_status="rejected"))
+    assert sorted(Order.objects.values_list("order_status", flat=True)) == ["completed", "rejected", "waiting"]
+
+
+def test_duplicate_with_different_money_is_flagged_never_overwritten():
+    ingest(raw_get(revenue="1500", commission_fee="100"))
+    result = ingest(raw_get(revenue="1600", commission_fee="100", currency="USD"))
+    assert result.outcome == "duplicate"
+    assert result.conflict_fields == ("revenue", "currency")
+    order = Order.objects.get()
+    assert order.revenue == Decimal("1500") and order.currency == "RUB" and order.has_conflict
+    assert Delivery.objects.get(pk=result.delivery_id).conflict_fields == ["revenue", "currency"]
+
+
+def test_invalid_payload_keeps_the_raw_delivery_for_replay():
+    raw = raw_get(revenue="lots")
+    result = ingest(raw)
+    assert result.outcome == "invalid" and result.field == "revenue"
+    assert Order.objects.count() == 0
+    delivery = Delivery.objects.get(pk=result.delivery_id)
+    assert delivery.outcome == "invalid" and delivery.error_field == "revenue"
+    assert delivery.query_string == raw.query_string
+
+
+def test_unknown_parameters_stay_in_the_raw_payload():
+    result = ingest(raw_get(campaign="black-friday"))
+    assert Order.objects.get(pk=result.order_id).raw_payload["campaign"] == "black-friday"
+
+
+def test_json_and_form_bodies_and_query_plus_body():
+    as_json = RawRequest(partner="epn_bz", method="POST", content_type="application/json",
+                         body=b'{"click_id": 5, "order_number": "A", "uniq_id": "J1", "order_status": "waiting",'
+                              b' "revenue": 10.50}')
+    as_form = RawRequest(partner="epn_bz", method="POST", content_type="application/x-www-form-urlencoded",
+                         body=b"click_id=5&order_number=B&uniq_id=F1&order_status=pending")
+    mixed = RawRequest(partner="epn_bz", method="POST", query_string="click_id=5&order_number=C",
+                       content_type="application/x-www-form-urlencoded", body=b"uniq_id=M1&order_status=hold")
+    for raw in (as_json, as_form, mixed):
+        assert ingest(raw).outcome == "created", raw
+    assert Order.objects.get(uniq_id="J1").revenue == Decimal("10.50")
+    assert Order.objects.get(uniq_id="M1").order_status == "pending"
+
+
+@pytest.mark.parametrize(("body", "content_type", "field"), [
+    (b"[1, 2]", "application/json", "body"),
+    (b"{not json", "application/json", "body"),
+    (b'{"revenue": NaN}', "application/json", "body"),
+    (b"\xff\xfe", "application/x-www-form-urlencoded", "body"),
+    (b"<xml/>", "text/xml", "content_type"),
+])
+def test_unreadable_bodies_are_invalid(body, content_type, field):
+    result = ingest(RawRequest(partner="epn_bz", method="POST", body=body, content_type=content_type))
+    assert result.outcome == "invalid" and result.field == field
+    assert Delivery.objects.get(pk=result.delivery_id).body == body
+
+
+def test_repeated_parameter_with_different_values_is_rejected():
+    raw = RawRequest(partner="epn_bz", method="GET",
+                     query_string="click_id=1&order_number=A&order_status=waiting&revenue=1&revenue=2")
+    assert ingest(raw).field == "revenue"
+    same_twice = RawRequest(partner="epn_bz", method="GET",
+                            query_string="click_id=1&order_number=A&order_status=waiting&revenue=1&revenue=1")
+    assert ingest(same_twice).outcome == "created"
+
+
+def test_raw_request_round_trips_through_json():
+    raw = RawRequest(partner="epn_bz", method="POST", body=b"\x00\xffbinary", query_string="a=%D0%B9")
+    assert RawRequest.from_json(raw.to_json()) == raw
+
+
+def test_transient_database_error_is_retried_then_succeeds(monkeypatch):
+    calls = []
+    real_store = ingest_module.store
+
+    def flaky(raw):
+        calls.append(1)
+        if len(calls) < 3:
+            raise OperationalError(2013, "Lost connection to server during query")
+        return real_store(raw)
+
+    monkeypatch.setattr(ingest_module, "store", flaky)
+    assert ingest(raw_get()).outcome == "created"
+    assert len(calls) == 3
+    assert spool.backlog() == 0
+
+
+def test_persistent_database_error_spools_and_alerts(monkeypatch, mailoutbox, settings, tmp_path):
+    settings.SPOOL_DIR = tmp_path / "spool"
+    settings.ALERT_STATE_DIR = tmp_path / "alerts"
+    calls = []
+
+    def down(raw):
+        calls.append(1)
+        raise OperationalError(2003, "Can't connect to server on '127.0.0.1'")
+
+    monkeypatch.setattr(ingest_module, "store", down)
+    result = ingest(raw_get())
+    assert result.outcome == "spooled" and len(calls) == 5
+    assert spool.backlog() == 1
+    ingest(raw_get(uniq_id="second"))
+    from orders import alerts
+    alerts.wait_for_pending()
+    assert len(mailoutbox) == 1, "the second alert within the throttle window must be suppressed"
+    assert "spool" in mailoutbox[0].body
+
+    monkeypatch.undo()
+    settings.SPOOL_DIR = tmp_path / "spool"
+    report = spool.drain()
+    assert report.stored == 2 and report.remaining == 0
+    assert set(Order.objects.values_list("uniq_id", flat=True)) == {"EPN-12345", "second"}
+    assert Delivery.objects.filter(source="spool").count() == 2
+
+
+def test_configuration_error_is_not_retried(monkeypatch, settings, tmp_path):
+    settings.SPOOL_DIR = tmp_path / "spool"
+    calls = []
+
+    def denied(raw):
+        calls.append(1)
+        raise OperationalError(1045, "Access denied for user 'epn'@'localhost'")
+
+    monkeypatch.setattr(ingest_module, "store", denied)
+    assert ingest(raw_get()).outcome == "spooled"
+    assert len(calls) == 1
+
+
+def test_our_own_bug_is_recorded_as_an_error_delivery_and_raised(monkeypatch):
+    def broken(raw):
+        raise ZeroDivisionError("oops")
+
+    monkeypatch.setattr(ingest_module, "store", broken)
+    with pytest.raises(ZeroDivisionError):
+        ingest(raw_get())
+    delivery = Delivery.objects.get()
+    assert delivery.outcome == "error" and "ZeroDivisionError" in delivery.error
+
+
+def test_drain_twice_stores_once(settings, tmp_path):
+    settings.SPOOL_DIR = tmp_path / "spool"
+    entry = spool.write(raw_get())
+    path = spool.incoming_dir() / f"{entry}.json"
+    copy = path.read_bytes()
+    assert spool.drain().stored == 1
+    path.write_bytes(copy)  # as if the process died between commit and unlink
+    report = spool.drain()
+    assert report.already_stored == 1 and report.stored == 0
+    assert Delivery.objects.count() == 1 and Order.objects.count() == 1
+
+
+def test_store_is_single_attempt():
+    assert store(raw_get()).outcome == "created"
