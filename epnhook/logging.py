@@ -36,6 +36,14 @@ class RedactTokensFilter(logging.Filter):
         return True
 
 
+class OnlyExceptions(logging.Filter):
+    """Passes records that carry a traceback: a 503 we answered on purpose has already sent its own
+    (throttled) alert, so Django's "Service Unavailable" log line must not email again."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.exc_info is not None and record.exc_info[0] is not None
+
+
 class JsonFormatter(logging.Formatter):
     """One JSON object per line, for log shippers (LOG_FORMAT=json)."""
 

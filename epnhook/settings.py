@@ -209,6 +209,7 @@ LOGGING = {
         # Webhook URLs carry the secret token; scrub it from every record before any handler sees it.
         "redact_tokens": {"()": "epnhook.logging.RedactTokensFilter"},
         "require_debug_false": {"()": "django.utils.log.RequireDebugFalse"},
+        "only_exceptions": {"()": "epnhook.logging.OnlyExceptions"},
     },
     "formatters": {
         "text": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
@@ -223,7 +224,7 @@ LOGGING = {
         "mail_admins": {
             "class": "epnhook.logging.ThrottledAdminEmailHandler",
             "level": "ERROR",
-            "filters": ["require_debug_false", "redact_tokens"],
+            "filters": ["require_debug_false", "only_exceptions", "redact_tokens"],
         },
     },
     "root": {"handlers": ["console"], "level": LOG_LEVEL},

@@ -1,0 +1,32 @@
+"""gunicorn settings for production (docker/ and `make bench` use this file).
+
+Process-level knobs are read here from the environment because gunicorn reads this file before
+Django starts; the application's own settings stay in epnhook/settings.py.
+"""
+
+import multiprocessing
+import os
+
+bind = os.environ.get("GUNICORN_BIND", "0.0.0.0:8000")
+# Threaded workers: the arbiter's heartbeat is independent of request handling, so a long admin CSV
+# stream is not killed as "hung", while `timeout` still catches a truly stuck worker.
+worker_class = "gthread"
+workers = int(os.environ.get("WEB_CONCURRENCY", multiprocessing.cpu_count() + 1))
+threads = int(os.environ.get("GUNICORN_THREADS", 4))
+# A postback answers within INGEST_DEADLINE (5 s) whatever the database does; 30 s leaves room for
+# admin pages while still recycling a worker that is truly stuck.
+timeout = 30
+graceful_timeout = 15
+keepalive = 5
+# Recycle workers now and then so a slow leak can never take the service down.
+max_requests = 20000
+max_requests_jitter = 2000
+# Only Traefik may tell us the original scheme (X-Forwarded-Proto); in docker compose it is the only
+# peer that reaches the web container, so the compose file sets FORWARDED_ALLOW_IPS="*".
+forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1")
+accesslog = "-"
+errorlog = "-"
+# %(U)s is the path with the token already redacted by the logger class below; no query string
+# (it can carry users' data) and no raw request line (it carries the token).
+access_log_format = '%(h)s "%(m)s %(U)s" %(s)s %(B)s %(M)sms'
+logger_class = "epnhook.gunicorn_logging.RedactingLogger"
