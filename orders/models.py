@@ -125,6 +125,8 @@ class Delivery(models.Model):
     # The spool entry this delivery was stored from; unique so that draining twice stores it once.
     spool_id = models.CharField(_("spool entry"), max_length=64, null=True, blank=True, unique=True)
     processed_at = models.DateTimeField(_("processed"), default=timezone.now)
+    # Set each time the delivery is run again through the parser (replay after a fix).
+    replayed_at = models.DateTimeField(_("replayed"), null=True, blank=True)
 
     class Meta:
         verbose_name = _("delivery")
