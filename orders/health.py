@@ -152,7 +152,7 @@ def check_migrations() -> Check:
 def check_spool(*, drain: bool) -> Check:
     """The spool should be empty: drain it when the database is up, and count what is left."""
     backlog = spool.backlog()
-    quarantined = _count_files(spool.quarantine_dir())
+    quarantined = quarantined_count()
     data = {"backlog": backlog, "quarantined": quarantined}
     if backlog and not drain:
         return Check("spool", CRITICAL, f"{backlog} postback(s) waiting; the database does not answer", data)
@@ -287,8 +287,9 @@ def _skipped(name: str) -> Check:
     return Check(name, OK, "not checked: the database does not answer", skipped=True)
 
 
-def _count_files(directory) -> int:
+def quarantined_count() -> int:
+    """Spool entries that could not be read and wait for a human (see docs/OPERATIONS.md)."""
     try:
-        return sum(1 for path in directory.iterdir() if path.is_file())
+        return sum(1 for path in spool.quarantine_dir().iterdir() if path.is_file())
     except FileNotFoundError:
         return 0
