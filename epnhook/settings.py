@@ -255,7 +255,7 @@ for _item in env.list("STALE_AFTER_HOURS", default=["24"]):
 # Free space under SPOOL_DIR below which check_health warns / reports critical (MiB).
 SPOOL_FREE_WARNING_MB = env.int("SPOOL_FREE_WARNING_MB", default=1024)
 SPOOL_FREE_CRITICAL_MB = env.int("SPOOL_FREE_CRITICAL_MB", default=100)
-# A `SELECT 1` slower than this (milliseconds) is a warning.
+# A database answer taking this many milliseconds or more is a warning.
 HEALTH_DATABASE_SLOW_MS = env.int("HEALTH_DATABASE_SLOW_MS", default=500)
 # prune_deliveries removes raw deliveries older than this many days (orders are never pruned).
 DELIVERY_RETENTION_DAYS = env.int("DELIVERY_RETENTION_DAYS", default=180)

@@ -131,7 +131,7 @@ def check_database() -> Check:
     total_ms = round((time.monotonic() - started) * 1000, 1)
     data = {"ms": total_ms, "query_ms": query_ms, "vendor": connection.vendor}
     message = f"answered in {total_ms} ms (query {query_ms} ms)"
-    if total_ms > settings.HEALTH_DATABASE_SLOW_MS:
+    if total_ms >= settings.HEALTH_DATABASE_SLOW_MS:
         return Check("database", WARNING, f"slow: {message}; limit {settings.HEALTH_DATABASE_SLOW_MS} ms", data)
     return Check("database", OK, message, data)
 
