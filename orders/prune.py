@@ -53,9 +53,14 @@ class PruneReport:
 
 def prunable(cutoff: datetime):
     """Deliveries that may be deleted: see the module docstring for what is kept and why."""
-    return (
-        Delivery.objects.filter(received_at__lt=cutoff, outcome__in=PRUNABLE_OUTCOMES, order__has_conflict=False)
-        .exclude(source=Delivery.Source.MANUAL)
+    return _old_and_stored(cutoff).filter(order__has_conflict=False)
+
+
+def _old_and_stored(cutoff: datetime):
+    """The conditions on the delivery's own columns, which the DELETE repeats: a join in a DELETE
+    would lock the order rows it reads, and the conflict flag was checked when the batch was chosen."""
+    return Delivery.objects.filter(received_at__lt=cutoff, outcome__in=PRUNABLE_OUTCOMES).exclude(
+        source=Delivery.Source.MANUAL
     )
 
 
@@ -91,8 +96,8 @@ def prune_deliveries(*, days: int, batch_size: int = DEFAULT_BATCH_SIZE, dry_run
         )
         if not batch:
             break
-        # The conditions are repeated so that a row changed since it was selected is left alone.
-        deleted, _ = prunable(cutoff).filter(pk__in=batch).delete()
+        # The conditions are repeated so that a row replayed or re-sourced since it was chosen stays.
+        deleted, _ = _old_and_stored(cutoff).filter(pk__in=batch).delete()
         report.deleted += deleted
         report.batches += 1
         last = batch[-1]
