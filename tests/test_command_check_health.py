@@ -3,12 +3,14 @@
 import email
 import fcntl
 import json
+import runpy
 import time
 from datetime import timedelta
 from io import StringIO
 
 import pytest
 from aiosmtpd.controller import Controller
+from django.core.exceptions import ImproperlyConfigured
 from django.core.management import call_command
 from django.db import connection
 from django.db.migrations.recorder import MigrationRecorder
@@ -18,11 +20,13 @@ from orders import spool
 from orders.ingest import RawRequest, ingest
 from orders.models import Delivery, Order
 from tests.factories import raw_get
-from tests.manage_process import manage, start_manage
+from tests.manage_process import BASE_DIR, manage, start_manage
 from tests.mariadb_server import free_port
 from tests.settings import TEST_TOKEN
 
 pytestmark = pytest.mark.django_db
+
+SETTINGS_FILE = str(BASE_DIR / "epnhook" / "settings.py")
 
 
 class Inbox:
@@ -249,7 +253,7 @@ def test_concurrent_runs_store_each_spooled_postback_once(settings, tmp_path):
     database_url = f"sqlite:///{tmp_path}/db.sqlite3"
     assert manage("migrate", "-v0", database_url=database_url, var=tmp_path).returncode == 0
     settings.SPOOL_DIR = tmp_path / "spool"  # the children's spool
-    for number in range(150):
+    for number in range(60):
         spool.write(raw_get(uniq_id=f"race-{number}"))
     runs = [start_manage("check_health", "--no-email", "--json", database_url=database_url, var=tmp_path)
             for _ in range(2)]
@@ -260,7 +264,7 @@ def test_concurrent_runs_store_each_spooled_postback_once(settings, tmp_path):
     count = manage("shell", "-v0", "-c", "from orders.models import Delivery, Order; "
                    "print(Delivery.objects.filter(source='spool').count(), Order.objects.count())",
                    database_url=database_url, var=tmp_path)
-    assert count.stdout.split() == ["150", "150"]
+    assert count.stdout.split() == ["60", "60"]
     assert spool.backlog() == 0
 
 
@@ -303,3 +307,21 @@ def test_survives_a_connection_closed_by_wait_timeout():
     time.sleep(2.5)  # the server drops the idle connection
     code, output = check_health("--no-email", "--json")
     assert statuses(output)["database"] == "ok", output
+
+
+@pytest.mark.parametrize(("value", "default", "by_partner"), [
+    ("24", 24.0, {}),
+    ("12,epn_bz:6", 12.0, {"epn_bz": 6.0}),
+    ("epn_bz:0.5, other:0", 24.0, {"epn_bz": 0.5, "other": 0.0}),
+])
+def test_stale_after_hours_setting(monkeypatch, value, default, by_partner):
+    monkeypatch.setenv("STALE_AFTER_HOURS", value)
+    loaded = runpy.run_path(SETTINGS_FILE)
+    assert (loaded["STALE_AFTER_HOURS"], loaded["STALE_AFTER_HOURS_BY_PARTNER"]) == (default, by_partner)
+
+
+@pytest.mark.parametrize("value", ["soon", "epn_bz:-1", ":5", "epn_bz:inf", "epn_bz:"])
+def test_bad_stale_after_hours_stops_the_service(monkeypatch, value):
+    monkeypatch.setenv("STALE_AFTER_HOURS", value)
+    with pytest.raises(ImproperlyConfigured, match="STALE_AFTER_HOURS"):
+        runpy.run_path(SETTINGS_FILE)
