@@ -19,8 +19,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
 
 from django.conf import settings
-from django.core import checks
-from django.core.checks import run_checks as run_system_checks
+from django.core import checks as system_checks
 from django.db import DatabaseError, connection
 from django.db.migrations.executor import MigrationExecutor
 from django.utils import timezone
@@ -110,9 +109,9 @@ def run_checks(*, now: datetime | None = None) -> HealthReport:
 def check_configuration() -> Check:
     """Django's system checks (tokens, settings), which the command does not run on its own so
     that a warning does not turn every cron run into mail; here they count like any other check."""
-    messages = [m for m in run_system_checks(include_deployment_checks=False) if not m.is_silenced()]
-    errors = [m for m in messages if m.level >= checks.ERROR]
-    warnings = [m for m in messages if checks.WARNING <= m.level < checks.ERROR]
+    messages = [m for m in system_checks.run_checks(include_deployment_checks=False) if not m.is_silenced()]
+    errors = [m for m in messages if m.level >= system_checks.ERROR]
+    warnings = [m for m in messages if system_checks.WARNING <= m.level < system_checks.ERROR]
     data = {"messages": [f"{m.id}: {m.msg}" for m in errors + warnings]}
     if not errors and not warnings:
         return Check("configuration", OK, "system checks pass", data)
