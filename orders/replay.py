@@ -16,6 +16,7 @@ from django.utils import timezone
 from partners.base import PayloadError
 from partners.registry import get_partner
 
+from . import dberrors
 from .ingest import CREATED, DUPLICATE, INVALID, IngestResult, RawRequest, save_order, store
 from .models import Delivery, Order
 from .payload import payload_params
@@ -107,6 +108,8 @@ class ReplaySummary:
     invalid: int = 0
     failed: int = 0
     lines: list[str] = field(default_factory=list)
+    # Set when the database failed part-way; what is counted was done.
+    error: str = ""
 
     @property
     def processed(self) -> int:
@@ -163,23 +166,24 @@ def missing_ids(ids) -> list[int]:
 def replay_selected(deliveries, *, dry_run: bool = False) -> ReplaySummary:
     """Replay a queryset of deliveries in primary-key batches and summarise it.
 
-    Batches are fetched whole, so replay_deliveries may refresh the connection between them (a long
-    run outlives MariaDB's wait_timeout) without cutting an open cursor.
+    Each batch is fetched whole before it is replayed, so the connection can be refreshed between
+    batches (a long run outlives MariaDB's wait_timeout) without cutting an open cursor. When the
+    database fails while fetching, the summary so far is returned with `error` set.
     """
     summary = ReplaySummary(dry_run=dry_run)
-    previous: dict[int, tuple[str, int | None]] = {}
-
-    def batches():
-        last = 0
-        while batch := list(deliveries.filter(pk__gt=last)[:REPLAY_BATCH_SIZE]):
-            for delivery in batch:
-                previous[delivery.pk] = (delivery.outcome, delivery.order_id)
-                yield delivery
-            last = batch[-1].pk
-
-    report = replay_deliveries(batches(), dry_run=dry_run)
-    for delivery_id, result in report.results:
-        summary.add(delivery_id, previous[delivery_id], result)
+    last = 0
+    while True:
+        try:
+            batch = list(deliveries.filter(pk__gt=last)[:REPLAY_BATCH_SIZE])
+        except DatabaseError as error:
+            summary.error = dberrors.describe(error)
+            break
+        if not batch:
+            break
+        report = replay_deliveries(batch, dry_run=dry_run)
+        for delivery, (delivery_id, result) in zip(batch, report.results, strict=True):
+            summary.add(delivery_id, (delivery.outcome, delivery.order_id), result)
+        last = batch[-1].pk
     return summary
 
 

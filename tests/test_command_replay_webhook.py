@@ -10,7 +10,7 @@ from zoneinfo import ZoneInfo
 import pytest
 from django.core.management import call_command
 from django.core.management.base import CommandError
-from django.db import connection
+from django.db import connection, connections
 
 from orders import replay, spool
 from orders.ingest import ingest
@@ -304,3 +304,36 @@ def test_timestamps_without_a_zone_are_in_time_zone():
 
     assert timestamp_argument("2026-03-02") == datetime(2026, 3, 2, tzinfo=MOSCOW)
     assert timestamp_argument("2026-03-02 10:30") - timestamp_argument("2026-03-02T07:30Z") == timedelta(0)
+
+
+@pytest.mark.mariadb
+@pytest.mark.django_db(transaction=True)
+def test_a_database_failure_part_way_reports_what_was_done(fix_parser, monkeypatch):
+    for number in range(3):
+        invalid_paid(uniq_id=f"cut-{number}")
+    fix_parser()
+    monkeypatch.setattr(replay, "REPLAY_BATCH_SIZE", 1)
+    replay_batch = replay.replay_deliveries
+
+    def replay_then_lose_the_connection(batch, **options):
+        report = replay_batch(batch, **options)
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT CONNECTION_ID()")
+            (ours,) = cursor.fetchone()
+        other = connections.create_connection("default")
+        try:
+            with other.cursor() as cursor:
+                cursor.execute(f"KILL CONNECTION {ours}")  # as a server restart would
+        finally:
+            other.close()
+        return report
+
+    monkeypatch.setattr(replay, "replay_deliveries", replay_then_lose_the_connection)
+    out = StringIO()
+    with pytest.raises(CommandError, match=r"the database failed \(MariaDB error 20\d\d .*\) after 1 deliveries"):
+        call_command("replay_webhook", "--outcome", "invalid", stdout=out)
+    assert "processed 1: created 1" in out.getvalue()
+    connection.close()
+    monkeypatch.setattr(replay, "replay_deliveries", replay_batch)
+    assert "processed 2: created 2" in replay_webhook("--outcome", "invalid")
+    assert Order.objects.count() == 3

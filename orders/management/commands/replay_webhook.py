@@ -68,6 +68,9 @@ class Command(BaseCommand):
         for line in summary.lines:
             self.stdout.write(line)
         self.stdout.write(summary.render())
+        if summary.error:
+            raise CommandError(f"the database failed ({summary.error}) after {summary.processed} "
+                               "deliveries; run the command again (replaying is idempotent)")
         if summary.failed:
             raise CommandError(f"{summary.failed} delivery(ies) failed; see the lines marked FAILED above")
 
