@@ -233,3 +233,31 @@ LOGGING = {
         "django.server": {"handlers": ["console"], "level": "INFO", "propagate": False},
     },
 }
+
+# --- Operations (manage.py check_health, prune_deliveries) -------------------------------------------
+# STALE_AFTER_HOURS: a bare number is the default for every partner; "partner:hours" items override it
+# for one partner, e.g. "24,epn_bz:6". 0 turns the check off (for a network that is quiet for days).
+# Partner names are checked against the registry by a system check (orders.checks).
+STALE_AFTER_HOURS = 24.0
+STALE_AFTER_HOURS_BY_PARTNER = {}
+for _item in env.list("STALE_AFTER_HOURS", default=["24"]):
+    _partner, _sep, _hours = _item.rpartition(":")
+    try:
+        _value = float(_hours)
+    except ValueError:
+        _value = -1.0
+    if not 0 <= _value < float("inf") or (_sep and not _partner.strip()):
+        raise ImproperlyConfigured(f"STALE_AFTER_HOURS items must be 'hours' or 'partner:hours', got {_item!r}.")
+    if _sep:
+        STALE_AFTER_HOURS_BY_PARTNER[_partner.strip()] = _value
+    else:
+        STALE_AFTER_HOURS = _value
+# Free space under SPOOL_DIR below which check_health warns / reports critical (MiB).
+SPOOL_FREE_WARNING_MB = env.int("SPOOL_FREE_WARNING_MB", default=1024)
+SPOOL_FREE_CRITICAL_MB = env.int("SPOOL_FREE_CRITICAL_MB", default=100)
+# A database answer taking this many milliseconds or more is a warning.
+HEALTH_DATABASE_SLOW_MS = env.int("HEALTH_DATABASE_SLOW_MS", default=500)
+# prune_deliveries removes raw deliveries older than this many days (orders are never pruned).
+DELIVERY_RETENTION_DAYS = env.int("DELIVERY_RETENTION_DAYS", default=180)
+if DELIVERY_RETENTION_DAYS < 1:
+    raise ImproperlyConfigured("DELIVERY_RETENTION_DAYS must be at least 1.")

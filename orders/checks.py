@@ -36,3 +36,16 @@ def check_webhook_tokens(app_configs, **kwargs):
             problems.append(Error("The same webhook token is configured twice.", id="epnhook.E002"))
         seen.add(token)
     return problems
+
+
+@register()
+def check_stale_after_hours(app_configs, **kwargs):
+    return [
+        Error(
+            f"STALE_AFTER_HOURS names an unknown partner {partner!r}.",
+            hint=f"Known partners: {', '.join(PARTNERS)}.",
+            id="epnhook.E003",
+        )
+        for partner in settings.STALE_AFTER_HOURS_BY_PARTNER
+        if partner not in PARTNERS
+    ]

@@ -1,0 +1,294 @@
+"""The checks behind `manage.py check_health`, run from cron every minute.
+
+Each check returns a Check with a Nagios level (0 ok, 1 warning, 2 critical); the report's level is
+the worst of them and is the command's exit code. No check raises: a check that fails unexpectedly
+is itself reported as critical, so cron always gets a report and an exit code.
+
+Running twice at once is safe: the only write is draining the spool, and spool.drain() takes an
+exclusive lock (a second run reports the spool as busy instead of draining it); the alert throttle
+is file-locked; the disk probe uses a unique temporary name; everything else only reads.
+"""
+
+import hashlib
+import logging
+import shutil
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timedelta
+
+from django.conf import settings
+from django.core import checks as system_checks
+from django.db import DatabaseError, connection
+from django.db.migrations.executor import MigrationExecutor
+from django.utils import timezone
+
+from . import alerts, dberrors, spool
+from .models import Delivery
+from .operations import discard_connection, refresh_connection
+
+log = logging.getLogger("epnhook.health")
+
+OK, WARNING, CRITICAL = 0, 1, 2
+LEVELS = {OK: "ok", WARNING: "warning", CRITICAL: "critical"}
+SKIPPED = "skipped"
+# Mail backends that never deliver a message to anybody.
+UNDELIVERED_BACKENDS = {
+    "django.core.mail.backends.console.EmailBackend": "prints alerts to the console",
+    "django.core.mail.backends.filebased.EmailBackend": "writes alerts to files",
+    "django.core.mail.backends.locmem.EmailBackend": "keeps alerts in memory",
+    "django.core.mail.backends.dummy.EmailBackend": "discards alerts",
+}
+
+
+@dataclass
+class Check:
+    name: str
+    level: int
+    message: str
+    data: dict = field(default_factory=dict)
+    skipped: bool = False
+
+    @property
+    def status(self) -> str:
+        return SKIPPED if self.skipped else LEVELS[self.level]
+
+
+@dataclass
+class HealthReport:
+    checks: list[Check]
+
+    @property
+    def level(self) -> int:
+        return max((check.level for check in self.checks), default=OK)
+
+    @property
+    def status(self) -> str:
+        return LEVELS[self.level]
+
+    @property
+    def problems(self) -> list[Check]:
+        return [check for check in self.checks if check.level != OK]
+
+    def as_json(self, *, only_problems: bool = False) -> dict:
+        checks = self.problems if only_problems else self.checks
+        return {
+            "status": self.status,
+            "exit_code": self.level,
+            "checks": [{**asdict(check), "status": check.status} for check in checks],
+        }
+
+    def render(self, *, only_problems: bool = False) -> str:
+        """Plain text, one line per check; with only_problems, empty when everything is fine."""
+        checks = self.problems if only_problems else self.checks
+        if not checks:
+            return ""
+        lines = [f"epnhook health: {self.status.upper()}"]
+        lines += [f"{check.status.upper():<9} {check.name:<20} {check.message}" for check in checks]
+        return "\n".join(lines)
+
+
+def run_checks(*, now: datetime | None = None) -> HealthReport:
+    """Run every check; drain the spool when the database answers. Never raises."""
+    refresh_connection()
+    database = _guarded("database", check_database)
+    database_up = database.level != CRITICAL
+    checks = [_guarded("configuration", check_configuration), database]
+    checks.append(_guarded("migrations", check_migrations) if database_up else _skipped("migrations"))
+    checks.append(_guarded("spool", lambda: check_spool(drain=database_up)))
+    checks.append(_guarded("spool disk", check_spool_disk))
+    if database_up:
+        checks += _guarded_many("last postback", lambda: check_last_postbacks(now or timezone.now()))
+    else:
+        checks.append(_skipped("last postback"))
+    checks.append(_guarded("mail", check_mail))
+    return HealthReport(checks)
+
+
+def check_configuration() -> Check:
+    """Django's system checks (tokens, settings), which the command does not run on its own so
+    that a warning does not turn every cron run into mail; here they count like any other check."""
+    messages = [m for m in system_checks.run_checks(include_deployment_checks=False) if not m.is_silenced()]
+    errors = [m for m in messages if m.level >= system_checks.ERROR]
+    warnings = [m for m in messages if system_checks.WARNING <= m.level < system_checks.ERROR]
+    data = {"messages": [f"{m.id}: {m.msg}" for m in errors + warnings]}
+    if not errors and not warnings:
+        return Check("configuration", OK, "system checks pass", data)
+    level = CRITICAL if errors else WARNING
+    return Check("configuration", level, " ".join(f"{m.id}: {m.msg}" for m in errors + warnings), data)
+
+
+def check_database() -> Check:
+    started = time.monotonic()
+    connection.ensure_connection()
+    connected = time.monotonic()
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT 1")
+        cursor.fetchone()
+    query_ms = round((time.monotonic() - connected) * 1000, 1)
+    total_ms = round((time.monotonic() - started) * 1000, 1)
+    data = {"ms": total_ms, "query_ms": query_ms, "vendor": connection.vendor}
+    message = f"answered in {total_ms} ms (query {query_ms} ms)"
+    if total_ms >= settings.HEALTH_DATABASE_SLOW_MS:
+        return Check("database", WARNING, f"slow: {message}; limit {settings.HEALTH_DATABASE_SLOW_MS} ms", data)
+    return Check("database", OK, message, data)
+
+
+def check_migrations() -> Check:
+    executor = MigrationExecutor(connection)
+    plan = executor.migration_plan(executor.loader.graph.leaf_nodes())
+    unapplied = [f"{migration.app_label}.{migration.name}" for migration, backwards in plan if not backwards]
+    if unapplied:
+        shown = ", ".join(unapplied[:3]) + (f" and {len(unapplied) - 3} more" if len(unapplied) > 3 else "")
+        return Check(
+            "migrations", CRITICAL, f"{len(unapplied)} not applied ({shown}); run manage.py migrate",
+            {"unapplied": unapplied},
+        )
+    return Check("migrations", OK, "all applied")
+
+
+def check_spool(*, drain: bool) -> Check:
+    """The spool should be empty: drain it when the database is up, and count what is left."""
+    backlog = spool.backlog()
+    quarantined = quarantined_count()
+    data = {"backlog": backlog, "quarantined": quarantined}
+    if backlog and not drain:
+        return Check("spool", CRITICAL, f"{backlog} postback(s) waiting; the database does not answer", data)
+    level, message = OK, "empty"
+    if backlog:
+        report = spool.drain()
+        quarantined += report.quarantined
+        data.update(stored=report.stored, already_stored=report.already_stored, remaining=report.remaining,
+                    busy=report.busy, quarantined=quarantined)
+        if report.busy:
+            level, message = WARNING, f"{backlog} postback(s) waiting; another process is draining the spool"
+        elif report.error:
+            data["error"] = report.error
+            level, message = CRITICAL, (f"drained {report.stored}, then the database failed "
+                                        f"({report.error}); {report.remaining} remain")
+        else:
+            message = f"drained {report.stored + report.already_stored}; {report.remaining} remain"
+    if quarantined and level == OK:
+        level = WARNING
+        message += (f"; {quarantined} unreadable entr{'y' if quarantined == 1 else 'ies'} in "
+                    f"{spool.quarantine_dir()} need a look")
+    return Check("spool", level, message, data)
+
+
+def check_spool_disk() -> Check:
+    """The spool must be writable, with room, for the day the database is down."""
+    directory = spool.incoming_dir()
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=directory, prefix=".health-", suffix=".probe") as probe:
+            probe.write(b"probe")
+            probe.flush()
+        free_mb = shutil.disk_usage(directory).free // 2**20
+    except OSError as error:
+        return Check("spool disk", CRITICAL, f"cannot write to the spool {directory}: {error}")
+    data = {"free_mb": free_mb, "path": str(directory)}
+    message = f"{free_mb} MiB free"
+    if free_mb < settings.SPOOL_FREE_CRITICAL_MB:
+        return Check("spool disk", CRITICAL, f"{message}, under {settings.SPOOL_FREE_CRITICAL_MB} MiB", data)
+    if free_mb < settings.SPOOL_FREE_WARNING_MB:
+        return Check("spool disk", WARNING, f"{message}, under {settings.SPOOL_FREE_WARNING_MB} MiB", data)
+    return Check("spool disk", OK, message, data)
+
+
+def check_last_postbacks(now: datetime) -> list[Check]:
+    """One check per partner with a token: a network that stopped calling may have disabled our URL.
+
+    Deliveries entered by hand do not count: they say nothing about the network calling us.
+    """
+    partners = sorted({partner for partner, _ in settings.WEBHOOK_TOKENS})
+    return [_last_postback(partner, now) for partner in partners]  # no token at all: see "configuration"
+
+
+def _last_postback(partner: str, now: datetime) -> Check:
+    name = f"last postback {partner}"
+    hours = stale_after_hours(partner)
+    last = (
+        Delivery.objects.filter(partner=partner).exclude(source=Delivery.Source.MANUAL)
+        .order_by("-received_at").values_list("received_at", flat=True).first()
+    )
+    data = {"partner": partner, "stale_after_hours": hours, "last": last.isoformat() if last else None}
+    if hours == 0:
+        return Check(name, OK, "check off (STALE_AFTER_HOURS 0)", data)
+    if last is None:
+        return Check(name, WARNING, "none received yet; is the URL set up in the network's dashboard?", data)
+    age_hours = (now - last) / timedelta(hours=1)
+    data["age_hours"] = round(age_hours, 2)
+    message = f"{age_hours:.1f} h ago ({timezone.localtime(last):%Y-%m-%d %H:%M %Z})"
+    if age_hours > hours:
+        return Check(name, WARNING, f"{message}, over {hours:g} h: has the network disabled our URL?", data)
+    return Check(name, OK, message, data)
+
+
+def stale_after_hours(partner: str) -> float:
+    return settings.STALE_AFTER_HOURS_BY_PARTNER.get(partner, settings.STALE_AFTER_HOURS)
+
+
+def check_mail() -> Check:
+    """Whether alerts can reach anybody; configuration only (no login to the mail server every minute)."""
+    problems = []
+    if not settings.ADMINS:
+        problems.append("ADMINS is empty, so alerts go to nobody")
+    backend = settings.EMAIL_BACKEND
+    if backend in UNDELIVERED_BACKENDS:
+        problems.append(f"EMAIL_URL {UNDELIVERED_BACKENDS[backend]}; nobody receives them")
+    elif backend == "django.core.mail.backends.smtp.EmailBackend" and not settings.EMAIL_HOST:
+        problems.append("EMAIL_URL names no SMTP host")
+    elif backend.startswith("anymail.") and not getattr(settings, "ANYMAIL", {}).get("API_KEY"):
+        problems.append("ANYMAIL_API_KEY is empty")
+    data = {"backend": backend.rsplit(".", 2)[-2], "admins": len(settings.ADMINS)}
+    if problems:
+        return Check("mail", WARNING, "; ".join(problems), data)
+    return Check("mail", OK, f"{len(settings.ADMINS)} admin(s) via {data['backend']}", data)
+
+
+def notify(report: HealthReport) -> bool:
+    """Email the admins about the report's problems; returns whether an email was sent.
+
+    Throttled per set of problems: the same problems mail once per ALERT_THROTTLE_SECONDS, while a
+    new or worse problem mails at once. Sent synchronously: a command must not exit before it goes.
+    """
+    problems = report.problems
+    if not problems:
+        return False
+    signature = ",".join(sorted(f"{check.name}={check.level}" for check in problems))
+    kind = "health-" + hashlib.sha256(signature.encode()).hexdigest()[:16]
+    subject = f"Health {report.status.upper()}: {', '.join(check.name for check in problems)}"
+    message = (
+        f"{report.render()}\n\n"
+        "manage.py check_health found the problems above. The runbooks are in docs/OPERATIONS.md."
+    )
+    return alerts.alert(kind, subject, message, background=False)
+
+
+def _guarded(name: str, run: Callable[[], Check]) -> Check:
+    return _guarded_many(name, lambda: [run()])[0]
+
+
+def _guarded_many(name: str, run: Callable[[], list[Check]]) -> list[Check]:
+    """Run a check; turn a failure into a critical result instead of an exception."""
+    try:
+        return run()
+    except DatabaseError as error:
+        discard_connection()
+        return [Check(name, CRITICAL, f"database error: {dberrors.describe(error)}")]
+    except Exception as error:
+        log.exception("health check %s failed", name)
+        return [Check(name, CRITICAL, f"the check itself failed: {type(error).__name__}: {error}")]
+
+
+def _skipped(name: str) -> Check:
+    return Check(name, OK, "not checked: the database does not answer", skipped=True)
+
+
+def quarantined_count() -> int:
+    """Spool entries that could not be read and wait for a human (see docs/OPERATIONS.md)."""
+    try:
+        return sum(1 for path in spool.quarantine_dir().iterdir() if path.is_file())
+    except FileNotFoundError:
+        return 0

@@ -1,0 +1,110 @@
+"""`manage.py replay_webhook`: run stored deliveries again, enter a postback by hand, or drain the spool.
+
+The work is in orders.replay (shared with the admin's replay action) and orders.spool.
+"""
+
+import getpass
+
+from django.core.management.base import BaseCommand, CommandError
+from django.db import DatabaseError
+
+from orders import replay, spool
+from orders.health import quarantined_count
+from orders.models import Delivery
+from orders.operations import database_failed, positive_int, require_database, timestamp_argument
+from partners.registry import PARTNERS
+
+
+class Command(BaseCommand):
+    help = (
+        "Replay stored deliveries through the current parser (by id, --outcome, --since/--until, --partner), "
+        "enter one postback by hand (--partner with --query), or store the spool (--spool). Idempotent: "
+        "replaying twice never creates a second order. Exits 1 if anything failed."
+    )
+
+    def add_arguments(self, parser):
+        parser.add_argument("ids", nargs="*", type=positive_int, metavar="ID", help="delivery ids to replay")
+        parser.add_argument("--outcome", choices=[Delivery.Outcome.INVALID, Delivery.Outcome.ERROR],
+                            help="only deliveries with this outcome")
+        parser.add_argument("--since", type=timestamp_argument,
+                            help="only deliveries received at or after this time (YYYY-MM-DD[ HH:MM])")
+        parser.add_argument("--until", type=timestamp_argument,
+                            help="only deliveries received before this time (YYYY-MM-DD[ HH:MM])")
+        parser.add_argument("--partner", choices=sorted(PARTNERS), help="only this partner's deliveries")
+        parser.add_argument("--query", help="with --partner: store this postback query string as a manual delivery")
+        parser.add_argument("--spool", action="store_true", help="store the postbacks waiting in the spool")
+        parser.add_argument("--dry-run", action="store_true", help="show what would change and write nothing")
+
+    def handle(self, *args, **options):
+        ids = options["ids"]
+        selecting = ids or any(options[name] for name in ("outcome", "since", "until"))
+        if options["spool"] and (selecting or options["partner"] or options["query"]):
+            raise CommandError("--spool works alone: it stores every postback waiting in the spool")
+        if options["query"] is not None:
+            if selecting:
+                raise CommandError("--query enters one new postback; it cannot be combined with ids or filters")
+            if not options["partner"]:
+                raise CommandError("--query needs --partner: whose postback is it?")
+            if not options["query"].strip():
+                raise CommandError("--query is empty")
+        elif not (options["spool"] or selecting or options["partner"]):
+            raise CommandError("say what to replay: delivery ids, --outcome, --since/--until or --partner "
+                               "(or --query with --partner, or --spool)")
+        if options["since"] and options["until"] and options["since"] >= options["until"]:
+            raise CommandError("--since must be earlier than --until")
+
+        require_database()
+        try:
+            if options["spool"]:
+                self.drain_spool(options["dry_run"])
+                return
+            if options["query"] is not None:
+                summary = replay.enter_manual(options["partner"], options["query"], entered_by=_operator(),
+                                              dry_run=options["dry_run"])
+            else:
+                summary = self.replay_selection(ids, options)
+        except DatabaseError as error:
+            raise database_failed(error, "part of the run (replaying again is safe)") from error
+        for line in summary.lines:
+            self.stdout.write(line)
+        self.stdout.write(summary.render())
+        if summary.error:
+            raise CommandError(f"the database failed ({summary.error}) after {summary.processed} "
+                               "deliveries; run the command again (replaying is idempotent)")
+        if summary.failed:
+            raise CommandError(f"{summary.failed} delivery(ies) failed; see the lines marked FAILED above")
+
+    def replay_selection(self, ids, options) -> replay.ReplaySummary:
+        if ids and (missing := replay.missing_ids(ids)):
+            raise CommandError(f"no delivery with id {', '.join(map(str, missing))}; nothing was replayed")
+        deliveries = replay.select_deliveries(
+            ids=ids, outcome=options["outcome"], since=options["since"], until=options["until"],
+            partner=options["partner"],
+        )
+        return replay.replay_selected(deliveries, dry_run=options["dry_run"])
+
+    def drain_spool(self, dry_run: bool) -> None:
+        if quarantined := quarantined_count():
+            self.stderr.write(f"{quarantined} unreadable entr(ies) in {spool.quarantine_dir()} need a look by hand")
+        if dry_run:
+            self.stdout.write(f"{spool.backlog()} postback(s) waiting in the spool would be stored "
+                              "(dry run: nothing was written)")
+            return
+        report = spool.drain()
+        if report.busy:
+            raise CommandError("another process is draining the spool right now; run again in a minute")
+        self.stdout.write(
+            f"stored {report.stored} ({', '.join(f'{k} {v}' for k, v in sorted(report.outcomes.items())) or '-'}), "
+            f"already stored {report.already_stored}, quarantined {report.quarantined}, "
+            f"remaining {report.remaining}"
+        )
+        if report.error:
+            raise CommandError(f"the database failed while draining ({report.error}); "
+                               f"{report.remaining} postback(s) remain in the spool; run again")
+
+
+def _operator() -> str:
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return ""
