@@ -40,6 +40,9 @@ EXPORT_CHUNK = 2_000
 # The replay action reports each delivery in a message up to this many, then a summary.
 REPLAY_MESSAGES = 50
 
+admin.site.site_header = admin.site.site_title = "epnhook"
+admin.site.site_url = None  # there is no public site to link to
+
 STATUS_COLOURS = {
     OrderStatus.WAITING: "#6b7280",
     OrderStatus.PENDING: "#b45309",
