@@ -84,7 +84,8 @@ class BoundedCountPaginator(Paginator):
 
     @cached_property
     def count(self):
-        return self.object_list.order_by()[: COUNT_LIMIT + 1].count()
+        # values("pk") drops annotations (the current status subquery) that a count does not need.
+        return self.object_list.values("pk").order_by()[: COUNT_LIMIT + 1].count()
 
     @property
     def count_capped(self):
@@ -165,6 +166,8 @@ class FastListMixin:
 
     paginator = BoundedCountPaginator
     show_full_result_count = False
+    # Facet counts are one COUNT(*) per filter choice over the filtered rows: never at this size.
+    show_facets = admin.ShowFacets.NEVER
     list_per_page = 100
 
     def get_sortable_by(self, request):

@@ -35,7 +35,7 @@ def test_list_shows_every_row_with_badges_and_current_status(staff_client):
     assert len(response.context["cl"].result_list) == 4
     content = response.content.decode()
     assert 'class="badge"' in content and "completed (confirmed)" in content
-    assert "Download CSV" in content and 'id="order-totals"' in content
+    assert "Download CSV" in content and "data-autoload" in content
 
 
 @pytest.mark.parametrize(
@@ -94,7 +94,10 @@ def test_count_is_bounded_and_says_more_than(staff_client, monkeypatch):
     monkeypatch.setattr(orders_admin.BoundedCountPaginator, "count_limit", 2)
     response = staff_client.get(reverse(LIST))
     assert response.context["cl"].paginator.count == 3
-    assert "more than 2 orders" in response.content.decode()
+    content = response.content.decode()
+    assert "more than 2 orders" in content
+    assert "more than 2 results" in staff_client.get(reverse(LIST), {"q": "EPN-1"}).content.decode()
+    assert 'id="load-totals"' in content and "data-autoload" not in content  # totals only on request
 
 
 def test_detail_shows_history_deliveries_and_current_status_read_only(staff_client):

@@ -77,5 +77,21 @@ class Migration(migrations.Migration):
             model_name='order',
             index=models.Index(fields=['has_conflict', 'created_at'], name='order_conflict_created'),
         ),
+        migrations.AddIndex(
+            model_name='order',
+            index=models.Index(fields=['currency', 'created_at'], name='order_currency_created'),
+        ),
+        migrations.AddIndex(
+            model_name='order',
+            index=models.Index(fields=['type_id', 'created_at'], name='order_type_created'),
+        ),
+        migrations.AddIndex(
+            model_name='order',
+            index=models.Index(fields=['partner', 'created_at'], name='order_partner_created'),
+        ),
+        migrations.AddIndex(
+            model_name='order',
+            index=models.Index(fields=['time_of_order'], name='order_time_of_order'),
+        ),
         migrations.RunPython(create_viewer_group, delete_viewer_group),
     ]
