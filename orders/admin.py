@@ -39,6 +39,8 @@ COUNT_LIMIT = 10_000
 EXPORT_CHUNK = 2_000
 # The replay action reports each delivery in a message up to this many, then a summary.
 REPLAY_MESSAGES = 50
+# More than this many is a job for `manage.py replay_webhook`, not for one HTTP request.
+REPLAY_LIMIT = 1_000
 
 admin.site.site_header = admin.site.site_title = "epnhook"
 admin.site.site_url = None  # there is no public site to link to
@@ -380,6 +382,11 @@ class DeliveryAdmin(FastListMixin, admin.ModelAdmin):
     @admin.action(description=_("Replay the selected deliveries through the current parser"),
                   permissions=["change"])
     def replay(self, request, queryset):
+        if queryset.values("pk").order_by()[: REPLAY_LIMIT + 1].count() > REPLAY_LIMIT:
+            self.message_user(request, gettext(
+                "More than %(limit)s deliveries selected: replay them with manage.py replay_webhook instead."
+            ) % {"limit": REPLAY_LIMIT}, messages.ERROR)
+            return
         report = replay_deliveries(queryset.order_by("received_at", "pk"))
         for delivery_id, result in report.results[:REPLAY_MESSAGES]:
             level = messages.ERROR if result.outcome in ("invalid", "failed") else messages.SUCCESS

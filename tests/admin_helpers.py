@@ -1,5 +1,6 @@
-"""Users and data shared by the admin tests."""
+"""Users, data and fixtures shared by the admin tests."""
 
+import pytest
 from django.contrib.auth.models import Group, User
 
 from orders.ingest import ingest
@@ -16,6 +17,13 @@ def make_viewer(username="watcher") -> User:
     user = User.objects.create_user(username, f"{username}@example.com", PASSWORD, is_staff=True)
     user.groups.add(Group.objects.get(name="viewer"))
     return user
+
+
+@pytest.fixture
+def staff_client(client):
+    """The test client, logged in as a superuser."""
+    client.force_login(make_admin())
+    return client
 
 
 def load_orders():

@@ -3,19 +3,16 @@
 import pytest
 from django.urls import reverse
 
+from orders import admin as orders_admin
 from orders.models import Delivery, Order
 from partners.epn_bz import EpnBz
-from tests.admin_helpers import load_orders, make_admin
+from tests import admin_helpers
+from tests.admin_helpers import load_orders
 
 pytestmark = pytest.mark.django_db
+staff_client = admin_helpers.staff_client  # the shared fixture, used by name
 
 LIST = "admin:orders_delivery_changelist"
-
-
-@pytest.fixture
-def staff_client(client):
-    client.force_login(make_admin())
-    return client
 
 
 @pytest.mark.parametrize(
@@ -59,3 +56,16 @@ def test_replay_action_uses_the_replay_path_and_reports_each_delivery(staff_clie
                for text in shown)
     invalid.refresh_from_db()
     assert invalid.outcome == "created" and invalid.replayed_at is not None and new_order.is_current
+
+
+def test_replay_of_too_many_deliveries_is_refused(staff_client, monkeypatch):
+    load_orders()
+    monkeypatch.setattr(orders_admin, "REPLAY_LIMIT", 2)
+    response = staff_client.post(
+        reverse(LIST), {"action": "replay", "_selected_action": list(Delivery.objects.values_list("pk", flat=True))},
+        follow=True,
+    )
+    assert [str(message) for message in response.context["messages"]] == [
+        "More than 2 deliveries selected: replay them with manage.py replay_webhook instead."
+    ]
+    assert not Delivery.objects.filter(replayed_at__isnull=False).exists()

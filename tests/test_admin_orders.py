@@ -11,17 +11,13 @@ from django.utils import timezone
 
 from orders import admin as orders_admin
 from orders.models import Delivery, Order
-from tests.admin_helpers import load_orders, make_admin, make_viewer
+from tests import admin_helpers
+from tests.admin_helpers import load_orders, make_viewer
 
 pytestmark = pytest.mark.django_db
+staff_client = admin_helpers.staff_client  # the shared fixture, used by name
 
 LIST = "admin:orders_order_changelist"
-
-
-@pytest.fixture
-def staff_client(client):
-    client.force_login(make_admin())
-    return client
 
 
 def listed_uniq_ids(response):
