@@ -5,9 +5,11 @@ Three things the stock admin does that a million-row InnoDB table cannot afford,
   BoundedCountPaginator counts at most COUNT_LIMIT rows and says "more than" beyond.
 - icontains search (LIKE '%x%'): no index can serve it. Search is by prefix on indexed columns.
 - the date hierarchy's SELECT DISTINCT over the whole table (and MariaDB's CONVERT_TZ, which needs the
-  time zone tables): FastDateHierarchy lists years from MIN and MAX, months and days from the calendar.
+  time zone tables): the fast_date_hierarchy tag (orders.templatetags.orders_admin) lists years from
+  MIN and MAX, months and days from the calendar.
 Sorting is limited to the received time, which every list index ends with; any other sort would be a
-filesort of the whole table. Totals run in their own request so the list never waits for them.
+filesort of the whole table. Totals run in their own request so the list never waits for them, and
+above the count limit only when asked for.
 """
 
 import csv
@@ -41,6 +43,10 @@ EXPORT_CHUNK = 2_000
 REPLAY_MESSAGES = 50
 # More than this many is a job for `manage.py replay_webhook`, not for one HTTP request.
 REPLAY_LIMIT = 1_000
+# An order's detail page lists at most this many of its deliveries (a sender stuck resending one
+# postback can leave thousands).
+DETAIL_DELIVERIES = 200
+FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
 
 admin.site.site_header = admin.site.site_title = "epnhook"
 admin.site.site_url = None  # there is no public site to link to
@@ -87,11 +93,11 @@ class BoundedCountPaginator(Paginator):
     @cached_property
     def count(self):
         # values("pk") drops annotations (the current status subquery) that a count does not need.
-        return self.object_list.values("pk").order_by()[: COUNT_LIMIT + 1].count()
+        return self.object_list.values("pk").order_by()[: self.count_limit + 1].count()
 
     @property
     def count_capped(self):
-        return self.count > COUNT_LIMIT
+        return self.count > self.count_limit
 
 
 class PartnerFilter(admin.SimpleListFilter):
@@ -122,7 +128,10 @@ class DateRangeFilter(admin.FieldListFilter):
             raw = values[-1] if isinstance(values, list) else values
             self.used_parameters[name] = raw
             if raw:
-                self.dates[name] = parse_date(raw)
+                try:
+                    self.dates[name] = parse_date(raw)
+                except ValueError:  # well formed but no such day, like 2026-02-30
+                    self.dates[name] = None
                 if self.dates[name] is None:
                     raise IncorrectLookupParameters(f"{name}: not a date")
 
@@ -277,10 +286,12 @@ class OrderAdmin(FastListMixin, admin.ModelAdmin):
             history = list(
                 Order.objects.filter(partner=order.partner, uniq_id=order.uniq_id).order_by("created_at", "pk")
             )
+            deliveries = Delivery.objects.filter(order__in=history).order_by("received_at", "pk")
             extra = {
                 "history": history,
                 "current_order": next((row for row in history if row.is_current), None),
-                "deliveries": Delivery.objects.filter(order__in=history).order_by("received_at", "pk"),
+                "deliveries": deliveries[:DETAIL_DELIVERIES],
+                "deliveries_limit": DETAIL_DELIVERIES,
             }
         return super().change_view(request, object_id, form_url, {**extra, **(extra_context or {})})
 
@@ -315,7 +326,9 @@ def export_rows(queryset):
 def _csv_value(value):
     if isinstance(value, datetime):
         return timezone.localtime(value).isoformat()
-    return "" if value is None else str(value)
+    text = "" if value is None else str(value)
+    # Partner-supplied text opens in a spreadsheet: a leading =, +, - or @ would run as a formula.
+    return "'" + text if text[:1] in FORMULA_PREFIXES else text
 
 
 class _Echo:

@@ -10,9 +10,11 @@ from django.urls import reverse
 from django.utils import timezone
 
 from orders import admin as orders_admin
+from orders.ingest import ingest
 from orders.models import Delivery, Order
 from tests import admin_helpers
 from tests.admin_helpers import load_orders, make_viewer
+from tests.factories import raw_get
 
 pytestmark = pytest.mark.django_db
 staff_client = admin_helpers.staff_client  # the shared fixture, used by name
@@ -70,6 +72,7 @@ def test_date_range_filters_take_whole_days_in_the_current_time_zone(staff_clien
     response = staff_client.get(reverse(LIST), {"created_at__to": (timezone.localdate() - timedelta(days=30))})
     assert listed_uniq_ids(response) == ["EPN-2"]
     assert staff_client.get(reverse(LIST), {"created_at__from": "yesterday"}).url.endswith("?e=1")
+    assert staff_client.get(reverse(LIST), {"created_at__to": "2026-02-30"}).url.endswith("?e=1")
 
 
 def test_date_hierarchy_lists_years_from_min_and_max(staff_client):
@@ -86,7 +89,6 @@ def test_date_hierarchy_lists_years_from_min_and_max(staff_client):
 
 def test_count_is_bounded_and_says_more_than(staff_client, monkeypatch):
     load_orders()
-    monkeypatch.setattr(orders_admin, "COUNT_LIMIT", 2)
     monkeypatch.setattr(orders_admin.BoundedCountPaginator, "count_limit", 2)
     response = staff_client.get(reverse(LIST))
     assert response.context["cl"].paginator.count == 3
@@ -135,6 +137,13 @@ def test_csv_export_streams_the_filtered_rows_in_chunks(staff_client, monkeypatc
     assert [row[5] for row in body] == ["pending", "completed", "waiting"]
     assert {row[6] for row in body} == {"completed"}
     assert body[0][14].endswith("+03:00")  # received, in TIME_ZONE (Europe/Moscow)
+
+
+def test_csv_never_starts_a_cell_with_a_formula(staff_client):
+    ingest(raw_get(uniq_id="EPN-F", offer_name="=HYPERLINK(\"http://evil\")", click_id="@user"))
+    response = staff_client.get(reverse("admin:orders_order_export"))
+    [row] = list(csv.reader(io.StringIO(b"".join(response.streaming_content).decode())))[1:]
+    assert row[10] == "'=HYPERLINK(\"http://evil\")" and row[4] == "'@user"
 
 
 def test_viewer_reads_but_changes_nothing(client):
