@@ -21,6 +21,7 @@ import secrets
 import statistics
 import sys
 import time
+import warnings
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -80,6 +81,8 @@ def configure_django(database_url: str) -> None:
         "DATABASE_READ_TIMEOUT": "0",
     })
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "epnhook.settings")
+    # WhiteNoise warns that collectstatic has not run; static files are not what is measured.
+    warnings.filterwarnings("ignore", message="No directory at", category=UserWarning)
     import django
 
     django.setup()
