@@ -27,6 +27,7 @@ from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.dateparse import parse_date
 from django.utils.html import format_html
+from django.utils.text import capfirst
 from django.utils.translation import gettext, ngettext
 from django.utils.translation import gettext_lazy as _
 
@@ -184,6 +185,12 @@ class FastListMixin:
     def get_sortable_by(self, request):
         return (self.date_field,)
 
+    def changelist_view(self, request, extra_context=None):
+        # "Orders" rather than Django's "Select order to change": nothing here is changed, and the
+        # Russian "Выберите <nominative> для изменения" does not read well.
+        title = capfirst(self.model._meta.verbose_name_plural)
+        return super().changelist_view(request, {"title": title, **(extra_context or {})})
+
 
 @admin.register(Order)
 class OrderAdmin(FastListMixin, admin.ModelAdmin):
@@ -233,7 +240,7 @@ class OrderAdmin(FastListMixin, admin.ModelAdmin):
     def get_readonly_fields(self, request, obj=None):
         return [name for fieldset in self.fieldsets for name in fieldset[1]["fields"]]
 
-    @admin.display(description=_("status"), ordering="order_status")
+    @admin.display(description=_("status"))
     def status(self, order):
         return status_badge(order.order_status)
 
@@ -369,7 +376,7 @@ class DeliveryAdmin(FastListMixin, admin.ModelAdmin):
     def has_change_permission(self, request, obj=None):
         return obj is None and super().has_change_permission(request)
 
-    @admin.display(description=_("outcome"), ordering="outcome")
+    @admin.display(description=_("outcome"))
     def outcome_badge(self, delivery):
         return badge(delivery.get_outcome_display(), OUTCOME_COLOURS.get(delivery.outcome, "#6b7280"))
 

@@ -46,3 +46,4 @@ def test_admin_speaks_russian_by_accept_language(client):
     response = client.get(reverse("admin:orders_order_changelist"), HTTP_ACCEPT_LANGUAGE="ru")
     content = response.content.decode()
     assert "Скачать CSV" in content and "текущий статус" in content.lower() and "подтверждён" in content
+    assert "<h1>Заказы</h1>" in content and ">English</button>" in content and ">Русский</button>" in content
