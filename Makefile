@@ -40,3 +40,9 @@ system-deps:
 	  elif command -v sudo >/dev/null; then sudo apt-get update -qq && sudo apt-get install -y -qq $$pkgs; \
 	  else echo "Please install: $$pkgs"; exit 1; fi; \
 	fi
+
+# Refresh the Russian catalogue after changing a translatable string, translate the new entries in
+# locale/ru/LC_MESSAGES/django.po, then compile; both files are committed. Needs gettext.
+messages: $(VENV)/.dev
+	DEBUG=True $(PY) manage.py makemessages -l ru --no-location --ignore "tests/*" --ignore "bench/*" --ignore "var/*" --ignore "staticfiles/*"
+	DEBUG=True $(PY) manage.py compilemessages -l ru

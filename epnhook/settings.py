@@ -261,3 +261,21 @@ HEALTH_DATABASE_SLOW_MS = env.int("HEALTH_DATABASE_SLOW_MS", default=500)
 DELIVERY_RETENTION_DAYS = env.int("DELIVERY_RETENTION_DAYS", default=180)
 if DELIVERY_RETENTION_DAYS < 1:
     raise ImproperlyConfigured("DELIVERY_RETENTION_DAYS must be at least 1.")
+
+# --- Admin login protection (django-axes) --------------------------------------------------------
+# Failed logins are counted per client address; after AXES_FAILURE_LIMIT the address is locked out
+# for AXES_COOLOFF_MINUTES. The address comes from our reverse proxy's header (epnhook.client_ip):
+# counting the proxy's own address would lock every user out at once, and trusting the client's
+# header would let an attacker pick a new address per guess.
+INSTALLED_APPS += ["axes"]
+MIDDLEWARE += ["axes.middleware.AxesMiddleware"]
+AUTHENTICATION_BACKENDS = ["axes.backends.AxesStandaloneBackend", "django.contrib.auth.backends.ModelBackend"]
+AXES_FAILURE_LIMIT = env.int("AXES_FAILURE_LIMIT", default=5)
+AXES_COOLOFF_TIME = env.int("AXES_COOLOFF_MINUTES", default=30) / 60  # axes takes hours
+AXES_LOCKOUT_PARAMETERS = ["ip_address"]
+AXES_RESET_ON_SUCCESS = True
+AXES_CLIENT_IP_CALLABLE = "epnhook.client_ip.client_ip"
+TRUSTED_PROXY_HEADER = env.str("TRUSTED_PROXY_HEADER", default="X-Forwarded-For")
+TRUSTED_PROXY_COUNT = env.int("TRUSTED_PROXY_COUNT", default=1)
+if TRUSTED_PROXY_COUNT < 0 or AXES_FAILURE_LIMIT < 1:
+    raise ImproperlyConfigured("TRUSTED_PROXY_COUNT must be 0 or more and AXES_FAILURE_LIMIT 1 or more.")

@@ -1,6 +1,6 @@
 from django.conf import settings
 from django.contrib import admin
-from django.urls import path, re_path
+from django.urls import include, path, re_path
 
 from orders import views
 
@@ -9,6 +9,8 @@ urlpatterns = [
     re_path(r"^webhook/(?P<token>[^/]+)/?$", views.webhook, name="webhook"),
     path("health", views.health, name="health"),
     path(settings.ADMIN_URL, admin.site.urls),
+    # The admin's language switch (Django's set_language view: a POST that stores the choice).
+    path("i18n/", include("django.conf.urls.i18n")),
 ]
 
 handler404 = "epnhook.errors.not_found"

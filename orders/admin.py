@@ -1,19 +1,435 @@
-from django.contrib import admin
+"""The staff admin: orders (the ledger) and deliveries (the raw log), fast at millions of rows.
 
-from .models import Delivery, Order
+Three things the stock admin does that a million-row InnoDB table cannot afford, and what replaces them:
+- COUNT(*) for the paginator: InnoDB has no stored row count, so it reads an index end to end.
+  BoundedCountPaginator counts at most COUNT_LIMIT rows and says "more than" beyond.
+- icontains search (LIKE '%x%'): no index can serve it. Search is by prefix on indexed columns.
+- the date hierarchy's SELECT DISTINCT over the whole table (and MariaDB's CONVERT_TZ, which needs the
+  time zone tables): the fast_date_hierarchy tag (orders.templatetags.orders_admin) lists years from
+  MIN and MAX, months and days from the calendar.
+Sorting is limited to the received time, which every list index ends with; any other sort would be a
+filesort of the whole table. Totals run in their own request so the list never waits for them, and
+above the count limit only when asked for.
+"""
+
+import csv
+import json
+from datetime import datetime, time, timedelta
+from functools import cached_property
+
+from django.contrib import admin, messages
+from django.contrib.admin.options import IncorrectLookupParameters
+from django.core.paginator import Paginator
+from django.db.models import Count, OuterRef, Subquery, Sum
+from django.http import StreamingHttpResponse
+from django.template.response import TemplateResponse
+from django.urls import path, reverse
+from django.utils import timezone
+from django.utils.dateparse import parse_date
+from django.utils.html import format_html
+from django.utils.text import capfirst
+from django.utils.translation import gettext, ngettext
+from django.utils.translation import gettext_lazy as _
+
+from partners.registry import partner_choices
+
+from .models import Delivery, Order, OrderStatus
+from .replay import replay_deliveries
+
+# A count beyond this many rows is shown as "more than"; counting it stays a short index range.
+COUNT_LIMIT = 10_000
+# Rows fetched per query by the CSV export; memory holds one chunk, never the whole result.
+EXPORT_CHUNK = 2_000
+# The replay action reports each delivery in a message up to this many, then a summary.
+REPLAY_MESSAGES = 50
+# More than this many is a job for `manage.py replay_webhook`, not for one HTTP request.
+REPLAY_LIMIT = 1_000
+# An order's detail page lists at most this many of its deliveries (a sender stuck resending one
+# postback can leave thousands).
+DETAIL_DELIVERIES = 200
+FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
+
+admin.site.site_header = admin.site.site_title = "epnhook"
+admin.site.site_url = None  # there is no public site to link to
+
+STATUS_COLOURS = {
+    OrderStatus.WAITING: "#6b7280",
+    OrderStatus.PENDING: "#b45309",
+    OrderStatus.COMPLETED: "#15803d",
+    OrderStatus.REJECTED: "#b91c1c",
+}
+OUTCOME_COLOURS = {
+    Delivery.Outcome.CREATED: "#15803d",
+    Delivery.Outcome.DUPLICATE: "#6b7280",
+    Delivery.Outcome.INVALID: "#b45309",
+    Delivery.Outcome.ERROR: "#b91c1c",
+}
+
+
+def badge(label, colour):
+    return format_html(
+        '<span class="badge" style="background:{};color:#fff;padding:1px 6px;border-radius:8px;'
+        'white-space:nowrap">{}</span>',
+        colour, label,
+    )
+
+
+def status_badge(status):
+    return badge(OrderStatus(status).label, STATUS_COLOURS[status]) if status else "-"
+
+
+def pretty_json(value):
+    return format_html("<pre>{}</pre>", json.dumps(value, indent=2, ensure_ascii=False, sort_keys=True))
+
+
+class BoundedCountPaginator(Paginator):
+    """A paginator that never counts more than COUNT_LIMIT (+1) rows.
+
+    `count` is exact up to COUNT_LIMIT; above it, `count_capped` is True and pages stop at the limit
+    (staff narrow the list with filters, search or the date hierarchy instead of paging that deep).
+    """
+
+    count_limit = COUNT_LIMIT
+
+    @cached_property
+    def count(self):
+        # values("pk") drops annotations (the current status subquery) that a count does not need.
+        return self.object_list.values("pk").order_by()[: self.count_limit + 1].count()
+
+    @property
+    def count_capped(self):
+        return self.count > self.count_limit
+
+
+class PartnerFilter(admin.SimpleListFilter):
+    """Partners from the registry: no SELECT DISTINCT over the table to find them."""
+
+    title = _("partner")
+    parameter_name = "partner"
+
+    def lookups(self, request, model_admin):
+        return partner_choices()
+
+    def queryset(self, request, queryset):
+        return queryset.filter(partner=self.value()) if self.value() else queryset
+
+
+class DateRangeFilter(admin.FieldListFilter):
+    """From/to dates (inclusive) on a datetime field, taken as whole days in the current time zone."""
+
+    template = "admin/orders/date_range_filter.html"
+
+    def __init__(self, field, request, params, model, model_admin, field_path):
+        self.parameter_from = f"{field_path}__from"
+        self.parameter_to = f"{field_path}__to"
+        super().__init__(field, request, params, model, model_admin, field_path)
+        # The base class moved our parameters from `params` to used_parameters, as lists.
+        self.dates = {}
+        for name, values in list(self.used_parameters.items()):
+            raw = values[-1] if isinstance(values, list) else values
+            self.used_parameters[name] = raw
+            if raw:
+                try:
+                    self.dates[name] = parse_date(raw)
+                except ValueError:  # well formed but no such day, like 2026-02-30
+                    self.dates[name] = None
+                if self.dates[name] is None:
+                    raise IncorrectLookupParameters(f"{name}: not a date")
+
+    def expected_parameters(self):
+        return [self.parameter_from, self.parameter_to]
+
+    def has_output(self):
+        return True
+
+    def queryset(self, request, queryset):
+        zone = timezone.get_current_timezone()
+        if start := self.dates.get(self.parameter_from):
+            queryset = queryset.filter(**{f"{self.field_path}__gte": datetime.combine(start, time(), zone)})
+        if end := self.dates.get(self.parameter_to):
+            end_exclusive = datetime.combine(end + timedelta(days=1), time(), zone)
+            queryset = queryset.filter(**{f"{self.field_path}__lt": end_exclusive})
+        return queryset
+
+    def choices(self, changelist):
+        # One "choice": the form, with the other parameters of the list kept as hidden inputs.
+        kept = {
+            key: value for key, value in changelist.get_filters_params().items()
+            if key not in self.expected_parameters()
+        }
+        if changelist.query:
+            kept["q"] = changelist.query
+        yield {
+            "parameter_from": self.parameter_from,
+            "parameter_to": self.parameter_to,
+            "value_from": self.used_parameters.get(self.parameter_from, ""),
+            "value_to": self.used_parameters.get(self.parameter_to, ""),
+            "kept": [(key, item) for key, values in kept.items() for item in _as_list(values)],
+            "clear_url": changelist.get_query_string(remove=self.expected_parameters()),
+        }
+
+
+def _as_list(value):
+    return value if isinstance(value, list) else [value]
+
+
+class FastListMixin:
+    """What both lists share: the bounded paginator, newest first, and no table-wide sorting."""
+
+    paginator = BoundedCountPaginator
+    show_full_result_count = False
+    # Facet counts are one COUNT(*) per filter choice over the filtered rows: never at this size.
+    show_facets = admin.ShowFacets.NEVER
+    list_per_page = 100
+
+    def get_sortable_by(self, request):
+        return (self.date_field,)
+
+    def changelist_view(self, request, extra_context=None):
+        # "Orders" rather than Django's "Select order to change": nothing here is changed, and the
+        # Russian "Выберите <nominative> для изменения" does not read well.
+        title = capfirst(self.model._meta.verbose_name_plural)
+        return super().changelist_view(request, {"title": title, **(extra_context or {})})
 
 
 @admin.register(Order)
-class OrderAdmin(admin.ModelAdmin):
-    list_display = ("partner", "uniq_id", "order_number", "click_id", "order_status", "revenue",
-                    "commission_fee", "currency", "created_at")
-    list_filter = ("partner", "order_status", "currency")
-    show_full_result_count = False
+class OrderAdmin(FastListMixin, admin.ModelAdmin):
+    date_field = "created_at"
+    list_display = (
+        "partner", "uniq_id", "order_number", "click_id", "status", "current", "revenue", "commission_fee",
+        "currency", "offer_name", "time_of_order", "created_at",
+    )
+    list_filter = (
+        PartnerFilter, "order_status", ("is_current", admin.BooleanFieldListFilter), "currency", "type_id",
+        "has_conflict", ("created_at", DateRangeFilter), ("time_of_order", DateRangeFilter),
+    )
+    # Prefix search ('^': LIKE 'x%'), which the index on each column serves; an exact id is a prefix of itself.
+    search_fields = ("^uniq_id", "^order_number", "^click_id")
+    search_help_text = _("Unique id, order number or click id: the exact value or its beginning.")
+    date_hierarchy = "created_at"
+    ordering = ("-created_at", "-pk")
+    change_list_template = "admin/orders/order/change_list.html"
+    change_form_template = "admin/orders/order/change_form.html"
+    fieldsets = (
+        (None, {"fields": ("partner", "uniq_id", "uniq_id_derived", "order_number", "click_id", "status",
+                           "current", "has_conflict")}),
+        (_("Money"), {"fields": ("revenue", "commission_fee", "currency")}),
+        (_("Offer"), {"fields": ("offer_name", "offer_type", "offer_id", "type_id",
+                                 "sub", "sub2", "sub3", "sub4", "sub5")}),
+        (_("Click"), {"fields": ("ip", "ipv6", "user_agent", "click_time", "time_of_order")}),
+        (_("Received"), {"fields": ("created_at", "updated_at", "raw_payload_pretty")}),
+    )
+
+    def get_queryset(self, request):
+        # The key's current status, one primary-key lookup per shown row through the unique index.
+        current = Order.objects.filter(
+            partner=OuterRef("partner"), uniq_id=OuterRef("uniq_id"), is_current=True
+        ).values("order_status")[:1]
+        return super().get_queryset(request).annotate(current_status=Subquery(current))
+
+    # The ledger is written by orders.ingest only: nobody adds, edits or deletes orders here.
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    def get_readonly_fields(self, request, obj=None):
+        return [name for fieldset in self.fieldsets for name in fieldset[1]["fields"]]
+
+    @admin.display(description=_("status"))
+    def status(self, order):
+        return status_badge(order.order_status)
+
+    @admin.display(description=_("current status"))
+    def current(self, order):
+        if order.is_current:
+            return format_html("{} ✓", status_badge(order.order_status))
+        return status_badge(order.current_status)
+
+    @admin.display(description=_("raw payload"))
+    def raw_payload_pretty(self, order):
+        return pretty_json(order.raw_payload)
+
+    def get_urls(self):
+        return [
+            path("totals/", self.admin_site.admin_view(self.totals_view), name="orders_order_totals"),
+            path("export.csv", self.admin_site.admin_view(self.export_view), name="orders_order_export"),
+            *super().get_urls(),
+        ]
+
+    def filtered_queryset(self, request):
+        """The orders the list shows for this request's filters and search, all pages."""
+        return self.get_changelist_instance(request).queryset
+
+    def totals_view(self, request):
+        """Revenue and commission per currency for the list's current filter (loaded by the list page)."""
+        if not self.has_view_permission(request):
+            raise admin.options.PermissionDenied
+        totals = (
+            self.filtered_queryset(request).order_by().values("currency")
+            .annotate(orders=Count("pk"), revenue=Sum("revenue"), commission=Sum("commission_fee"))
+            .order_by("currency")
+        )
+        return TemplateResponse(request, "admin/orders/order/totals.html", {"totals": totals})
+
+    def export_view(self, request):
+        """The filtered list as CSV, streamed in keyset chunks so a million rows never sit in memory."""
+        if not self.has_view_permission(request):
+            raise admin.options.PermissionDenied
+        queryset = self.filtered_queryset(request)
+        response = StreamingHttpResponse(csv_lines(export_rows(queryset)), content_type="text/csv; charset=utf-8")
+        stamp = timezone.localtime().strftime("%Y%m%d-%H%M")
+        response["Content-Disposition"] = f'attachment; filename="orders-{stamp}.csv"'
+        return response
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        order = self.get_object(request, object_id)
+        extra = {}
+        if order is not None:
+            history = list(
+                Order.objects.filter(partner=order.partner, uniq_id=order.uniq_id).order_by("created_at", "pk")
+            )
+            deliveries = Delivery.objects.filter(order__in=history).order_by("received_at", "pk")
+            extra = {
+                "history": history,
+                "current_order": next((row for row in history if row.is_current), None),
+                "deliveries": deliveries[:DETAIL_DELIVERIES],
+                "deliveries_limit": DETAIL_DELIVERIES,
+            }
+        return super().change_view(request, object_id, form_url, {**extra, **(extra_context or {})})
+
+
+EXPORT_COLUMNS = (
+    ("id", _("id")), ("partner", _("partner")), ("uniq_id", _("unique id")), ("order_number", _("order number")),
+    ("click_id", _("click id (user)")), ("order_status", _("status")), ("current_status", _("current status")),
+    ("revenue", _("revenue")), ("commission_fee", _("commission")), ("currency", _("currency")),
+    ("offer_name", _("offer name")), ("offer_id", _("offer id")), ("type_id", _("offer type")),
+    ("time_of_order", _("time of order")), ("created_at", _("received")), ("has_conflict", _("conflict")),
+)
+
+
+def export_rows(queryset):
+    """Header, then one row per order, newest first, read EXPORT_CHUNK rows per query.
+
+    Keyset pagination on the primary key rather than QuerySet.iterator(): MySQLdb buffers a whole
+    result set on the client, so an iterator over a million rows would hold them all at once.
+    """
+    yield [str(label) for _name, label in EXPORT_COLUMNS]
+    queryset = queryset.order_by("-pk")
+    last_pk = None
+    while True:
+        chunk = list(queryset.filter(pk__lt=last_pk)[:EXPORT_CHUNK] if last_pk else queryset[:EXPORT_CHUNK])
+        for order in chunk:
+            yield [_csv_value(getattr(order, name)) for name, _label in EXPORT_COLUMNS]
+        if len(chunk) < EXPORT_CHUNK:
+            return
+        last_pk = chunk[-1].pk
+
+
+def _csv_value(value):
+    if isinstance(value, datetime):
+        return timezone.localtime(value).isoformat()
+    text = "" if value is None else str(value)
+    # Partner-supplied text opens in a spreadsheet: a leading =, +, - or @ would run as a formula.
+    return "'" + text if text[:1] in FORMULA_PREFIXES else text
+
+
+class _Echo:
+    def write(self, value):
+        return value
+
+
+def csv_lines(rows):
+    writer = csv.writer(_Echo())
+    for row in rows:
+        yield writer.writerow(row)
 
 
 @admin.register(Delivery)
-class DeliveryAdmin(admin.ModelAdmin):
-    list_display = ("id", "partner", "method", "outcome", "received_at", "order")
-    list_filter = ("outcome", "partner")
-    raw_id_fields = ("order",)
-    show_full_result_count = False
+class DeliveryAdmin(FastListMixin, admin.ModelAdmin):
+    date_field = "received_at"
+    list_display = ("id", "received_at", "partner", "source", "method", "outcome_badge", "order_link", "short_error")
+    list_filter = (
+        "outcome", "source", PartnerFilter, ("received_at", DateRangeFilter),
+    )
+    ordering = ("-received_at", "-pk")
+    actions = ("replay",)
+    fields = (
+        "partner", "source", "method", "query_string", "body_text", "content_type", "headers_pretty",
+        "remote_addr", "user_agent", "received_at", "outcome", "error", "error_field", "conflict_fields",
+        "order_link", "spool_id", "processed_at", "replayed_at",
+    )
+    readonly_fields = fields
+
+    # Deliveries are the record of what arrived: never added, edited or deleted by hand. The change
+    # permission only decides who may replay them.
+    def has_add_permission(self, request):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return obj is None and super().has_change_permission(request)
+
+    @admin.display(description=_("outcome"))
+    def outcome_badge(self, delivery):
+        return badge(delivery.get_outcome_display(), OUTCOME_COLOURS.get(delivery.outcome, "#6b7280"))
+
+    @admin.display(description=_("order"))
+    def order_link(self, delivery):
+        if delivery.order_id is None:
+            return "-"
+        url = reverse("admin:orders_order_change", args=[delivery.order_id])
+        return format_html('<a href="{}">#{}</a>', url, delivery.order_id)
+
+    @admin.display(description=_("error"))
+    def short_error(self, delivery):
+        return delivery.error[:80]
+
+    @admin.display(description=_("body"))
+    def body_text(self, delivery):
+        return format_html("<pre>{}</pre>", bytes(delivery.body).decode("utf-8", errors="replace"))
+
+    @admin.display(description=_("headers"))
+    def headers_pretty(self, delivery):
+        return pretty_json(delivery.headers)
+
+    @admin.action(description=_("Replay the selected deliveries through the current parser"),
+                  permissions=["change"])
+    def replay(self, request, queryset):
+        if queryset.values("pk").order_by()[: REPLAY_LIMIT + 1].count() > REPLAY_LIMIT:
+            self.message_user(request, gettext(
+                "More than %(limit)s deliveries selected: replay them with manage.py replay_webhook instead."
+            ) % {"limit": REPLAY_LIMIT}, messages.ERROR)
+            return
+        report = replay_deliveries(queryset.order_by("received_at", "pk"))
+        for delivery_id, result in report.results[:REPLAY_MESSAGES]:
+            level = messages.ERROR if result.outcome in ("invalid", "failed") else messages.SUCCESS
+            self.message_user(request, describe_replay(delivery_id, result), level)
+        if report.processed > REPLAY_MESSAGES:
+            summary = ", ".join(f"{outcome}: {count}" for outcome, count in sorted(report.counts.items()))
+            self.message_user(request, ngettext(
+                "%(count)d delivery replayed (%(summary)s).", "%(count)d deliveries replayed (%(summary)s).",
+                report.processed,
+            ) % {"count": report.processed, "summary": summary})
+
+
+def describe_replay(delivery_id, result):
+    """One line for staff saying what replaying a delivery did."""
+    values = {"delivery": delivery_id, "order": result.order_id, "error": result.error}
+    if result.outcome == "created":
+        return gettext("Delivery #%(delivery)s: stored as order #%(order)s.") % values
+    if result.outcome == "duplicate":
+        message = gettext("Delivery #%(delivery)s: a duplicate of order #%(order)s.") % values
+        if result.conflict_fields:
+            message += " " + gettext("Different values: %(fields)s.") % {"fields": ", ".join(result.conflict_fields)}
+        return message
+    if result.outcome == "invalid":
+        return gettext("Delivery #%(delivery)s: still invalid: %(error)s") % values
+    return gettext("Delivery #%(delivery)s: failed: %(error)s") % values
+

@@ -30,6 +30,7 @@ from partners.base import ParsedOrder, PayloadError
 from partners.registry import get_partner
 
 from . import alerts, dberrors, spool
+from .current import refresh_current
 from .models import Delivery, Order
 from .payload import payload_params
 
@@ -135,12 +136,16 @@ def save_order(partner: str, parsed: ParsedOrder, params: dict) -> tuple[Order, 
     values = {name: getattr(parsed, name) for name in ParsedOrder.__dataclass_fields__}
     try:
         with transaction.atomic():
-            return Order.objects.create(partner=partner, raw_payload=params, **values), CREATED, ()
+            order = Order.objects.create(partner=partner, raw_payload=params, **values)
     except IntegrityError:
         key = {"partner": partner, "uniq_id": parsed.uniq_id, "order_status": parsed.order_status}
         order = Order.objects.filter(**key).first()
         if order is None:
             raise
+    else:
+        # A new row may change which status of this order is current; same transaction as the insert.
+        order.is_current = refresh_current(partner, parsed.uniq_id) == order.pk
+        return order, CREATED, ()
     conflicts = tuple(name for name in CONFLICT_FIELDS if getattr(order, name) != values[name])
     if conflicts and not order.has_conflict:
         Order.objects.filter(pk=order.pk).update(has_conflict=True)

@@ -1,0 +1,172 @@
+"""The order admin through Django's test client: list, filters, search, detail, totals, CSV, access."""
+
+import csv
+import io
+from datetime import timedelta
+
+import pytest
+from django.contrib.auth.models import User
+from django.urls import reverse
+from django.utils import timezone
+
+from orders import admin as orders_admin
+from orders.ingest import ingest
+from orders.models import Delivery, Order
+from tests import admin_helpers
+from tests.admin_helpers import load_orders, make_viewer
+from tests.factories import raw_get
+
+pytestmark = pytest.mark.django_db
+staff_client = admin_helpers.staff_client  # the shared fixture, used by name
+
+LIST = "admin:orders_order_changelist"
+
+
+def listed_uniq_ids(response):
+    return sorted(order.uniq_id for order in response.context["cl"].result_list)
+
+
+def test_list_shows_every_row_with_badges_and_current_status(staff_client):
+    load_orders()
+    response = staff_client.get(reverse(LIST))
+    assert response.status_code == 200
+    assert len(response.context["cl"].result_list) == 4
+    content = response.content.decode()
+    assert 'class="badge"' in content and "completed (confirmed)" in content
+    assert "Download CSV" in content and "data-autoload" in content
+
+
+@pytest.mark.parametrize(
+    ("query", "expected"),
+    [
+        ({"order_status__exact": "pending"}, ["EPN-1"]),
+        ({"is_current__exact": "1"}, ["EPN-1", "EPN-2"]),
+        ({"currency__exact": "USD"}, ["EPN-2"]),
+        ({"has_conflict__exact": "1"}, ["EPN-2"]),
+        ({"partner": "epn_bz", "order_status__exact": "waiting"}, ["EPN-1", "EPN-2"]),
+        ({"q": "EPN-2"}, ["EPN-2"]),
+        ({"q": "SHOP-"}, ["EPN-1", "EPN-1", "EPN-1", "EPN-2"]),  # prefix
+        ({"q": "user-1"}, ["EPN-1", "EPN-1", "EPN-1"]),
+        ({"q": "PN-2"}, []),  # not a substring search: only exact values and prefixes
+    ],
+)
+def test_filters_and_search(staff_client, query, expected):
+    load_orders()
+    response = staff_client.get(reverse(LIST), query)
+    assert response.status_code == 200
+    assert listed_uniq_ids(response) == expected
+
+
+def test_current_filter_shows_the_final_status_despite_a_later_pending(staff_client):
+    load_orders()
+    response = staff_client.get(reverse(LIST), {"is_current__exact": "1", "q": "EPN-1"})
+    assert [order.order_status for order in response.context["cl"].result_list] == ["completed"]
+
+
+def test_date_range_filters_take_whole_days_in_the_current_time_zone(staff_client):
+    load_orders()
+    Order.objects.filter(uniq_id="EPN-2").update(created_at=timezone.now() - timedelta(days=40))
+    today = timezone.localdate().isoformat()
+    response = staff_client.get(reverse(LIST), {"created_at__from": today, "created_at__to": today})
+    assert listed_uniq_ids(response) == ["EPN-1"] * 3
+    response = staff_client.get(reverse(LIST), {"created_at__to": (timezone.localdate() - timedelta(days=30))})
+    assert listed_uniq_ids(response) == ["EPN-2"]
+    assert staff_client.get(reverse(LIST), {"created_at__from": "yesterday"}).url.endswith("?e=1")
+    assert staff_client.get(reverse(LIST), {"created_at__to": "2026-02-30"}).url.endswith("?e=1")
+
+
+def test_date_hierarchy_lists_years_from_min_and_max(staff_client):
+    load_orders()
+    Order.objects.filter(uniq_id="EPN-2").update(created_at=timezone.now() - timedelta(days=800))
+    response = staff_client.get(reverse(LIST))
+    this_year = timezone.localdate().year
+    content = response.content.decode()
+    for year in range(this_year - 2, this_year + 1):
+        assert f"created_at__year={year}" in content
+    response = staff_client.get(reverse(LIST), {"created_at__year": this_year})
+    assert listed_uniq_ids(response) == ["EPN-1"] * 3
+
+
+def test_count_is_bounded_and_says_more_than(staff_client, monkeypatch):
+    load_orders()
+    monkeypatch.setattr(orders_admin.BoundedCountPaginator, "count_limit", 2)
+    response = staff_client.get(reverse(LIST))
+    assert response.context["cl"].paginator.count == 3
+    content = response.content.decode()
+    assert "more than 2 orders" in content
+    assert "more than 2 results" in staff_client.get(reverse(LIST), {"q": "EPN-1"}).content.decode()
+    assert 'id="load-totals"' in content and "data-autoload" not in content  # totals only on request
+
+
+def test_detail_shows_history_deliveries_and_current_status_read_only(staff_client):
+    results = load_orders()
+    waiting = Order.objects.get(uniq_id="EPN-1", order_status="waiting")
+    response = staff_client.get(reverse("admin:orders_order_change", args=[waiting.pk]))
+    assert response.status_code == 200
+    assert [row.order_status for row in response.context["history"]] == ["waiting", "completed", "pending"]
+    assert response.context["current_order"].order_status == "completed"
+    delivery_ids = {delivery.pk for delivery in response.context["deliveries"]}
+    assert delivery_ids == {result.delivery_id for result in results[:3]}
+    content = response.content.decode()
+    assert "<pre>{\n" in content and "&quot;order_number&quot;: &quot;SHOP-1&quot;" in content
+    assert 'name="revenue"' not in content  # money is shown, never an input
+    change_url = reverse("admin:orders_order_change", args=[waiting.pk])
+    assert staff_client.post(change_url, {"revenue": "1"}).status_code == 403
+    waiting.refresh_from_db()
+    assert waiting.revenue == 1500
+
+
+def test_totals_per_currency_for_the_filter(staff_client):
+    load_orders()
+    response = staff_client.get(reverse("admin:orders_order_totals"))
+    totals = {row["currency"]: row for row in response.context["totals"]}
+    assert totals["RUB"]["orders"] == 3 and totals["RUB"]["revenue"] == 4500
+    assert totals["USD"]["revenue"] == pytest.approx(10.5) and totals["USD"]["commission"] == pytest.approx(1.25)
+    response = staff_client.get(reverse("admin:orders_order_totals"), {"currency__exact": "USD"})
+    assert [row["currency"] for row in response.context["totals"]] == ["USD"]
+
+
+def test_csv_export_streams_the_filtered_rows_in_chunks(staff_client, monkeypatch):
+    load_orders()
+    monkeypatch.setattr(orders_admin, "EXPORT_CHUNK", 2)  # several keyset chunks for four rows
+    response = staff_client.get(reverse("admin:orders_order_export"), {"q": "EPN-1"})
+    assert response.streaming and response["Content-Type"].startswith("text/csv")
+    rows = list(csv.reader(io.StringIO(b"".join(response.streaming_content).decode())))
+    assert rows[0][:3] == ["id", "partner", "unique id"]
+    body = rows[1:]
+    assert [row[5] for row in body] == ["pending", "completed", "waiting"]
+    assert {row[6] for row in body} == {"completed"}
+    assert body[0][14].endswith("+03:00")  # received, in TIME_ZONE (Europe/Moscow)
+
+
+def test_csv_never_starts_a_cell_with_a_formula(staff_client):
+    ingest(raw_get(uniq_id="EPN-F", offer_name="=HYPERLINK(\"http://evil\")", click_id="@user"))
+    response = staff_client.get(reverse("admin:orders_order_export"))
+    [row] = list(csv.reader(io.StringIO(b"".join(response.streaming_content).decode())))[1:]
+    assert row[10] == "'=HYPERLINK(\"http://evil\")" and row[4] == "'@user"
+
+
+def test_viewer_reads_but_changes_nothing(client):
+    results = load_orders()
+    client.force_login(make_viewer())
+    assert client.get(reverse(LIST)).status_code == 200
+    order_url = reverse("admin:orders_order_change", args=[results[0].order_id])
+    assert client.get(order_url).status_code == 200
+    assert client.get(reverse("admin:orders_order_export")).status_code == 200
+    assert client.post(order_url, {"revenue": "1"}).status_code == 403
+    assert client.get(reverse("admin:orders_order_add")).status_code == 403
+    assert client.get(reverse("admin:orders_order_delete", args=[results[0].order_id])).status_code == 403
+    delivery_list = client.get(reverse("admin:orders_delivery_changelist"))
+    assert delivery_list.status_code == 200 and delivery_list.context["action_form"] is None  # no replay
+    response = client.post(reverse("admin:orders_delivery_changelist"),
+                           {"action": "replay", "_selected_action": [results[0].delivery_id]})
+    assert response.status_code in (200, 302)
+    assert Delivery.objects.get(pk=results[0].delivery_id).replayed_at is None
+    assert client.get(reverse("admin:auth_user_changelist")).status_code == 403
+
+
+def test_staff_without_a_group_sees_nothing(client):
+    client.force_login(User.objects.create_user("nobody", password="x", is_staff=True))
+    assert client.get(reverse(LIST)).status_code == 403
+    assert client.get(reverse("admin:orders_order_totals")).status_code == 403
+    assert client.get(reverse("admin:orders_order_export")).status_code == 403
