@@ -30,3 +30,7 @@ errorlog = "-"
 # (it can carry users' data) and no raw request line (it carries the token).
 access_log_format = '%(h)s "%(m)s %(U)s" %(s)s %(B)s %(M)sms'
 logger_class = "epnhook.gunicorn_logging.RedactingLogger"
+# gunicorn's control socket defaults to one path per user ($HOME/.gunicorn/gunicorn.ctl): two servers
+# on one machine would take each other's, and the image's user has no writable home. Nothing here
+# uses gunicornc; docker and systemd manage the process.
+control_socket_disable = True
