@@ -34,3 +34,15 @@ logger_class = "epnhook.gunicorn_logging.RedactingLogger"
 # on one machine would take each other's, and the image's user has no writable home. Nothing here
 # uses gunicornc; docker and systemd manage the process.
 control_socket_disable = True
+# LOG_FORMAT=json (settings.py reads it for the application) turns gunicorn's own lines into JSON too,
+# so a log shipper sees one format; the access line, already redacted, is the record's message.
+if os.environ.get("LOG_FORMAT") == "json":
+    logconfig_dict = {
+        "formatters": {"json": {"()": "epnhook.logging.JsonFormatter"}},
+        "handlers": {"json": {"class": "logging.StreamHandler", "formatter": "json", "stream": "ext://sys.stdout"}},
+        "root": {"handlers": ["json"], "level": "INFO"},
+        "loggers": {
+            "gunicorn.error": {"handlers": ["json"], "level": "INFO", "propagate": False},
+            "gunicorn.access": {"handlers": ["json"], "level": "INFO", "propagate": False},
+        },
+    }

@@ -23,7 +23,7 @@ from django.conf import settings
 from django.db import connection
 
 from orders import setup_wizard as wizard
-from tests.mariadb_server import free_port
+from tests.mariadb_server import PrivateMariaDB, free_port
 
 BASE_DIR = Path(settings.BASE_DIR)
 SMTP_USER, SMTP_PASSWORD = "alerts", "smtp-pass-Zq8!secret"
@@ -284,6 +284,10 @@ def test_docker_mode_writes_the_compose_database_password(env_file):
     assert len(password) >= 32
     assert values["DATABASE_URL"] == f"mysql://epnhook:{password}@db:3306/epnhook"
     assert "docker compose -f docker/compose.yaml --env-file .env up -d" in result.stdout
+    # The MariaDB container keeps the password it was initialised with: a re-run must keep it too.
+    again = run_manage(env_file, "setup", "--no-input", "--docker", "--force")
+    assert again.returncode == 0, again.stderr
+    assert read_env(env_file) == values
 
 
 def test_env_values_survive_the_round_trip_through_django_environ(tmp_path):
@@ -337,3 +341,53 @@ def test_current_settings_become_the_defaults(settings):
 def test_unmanaged_lines_keep_other_settings_and_drop_managed_ones():
     text = "# comment\nSECRET_KEY=old\nexport INGEST_DEADLINE=4\nDEBUG=True\nWEBHOOK_TOKENS=other:tok\n"
     assert wizard.unmanaged_lines(text) == ["export INGEST_DEADLINE=4", "WEBHOOK_TOKENS=other:tok"]
+
+
+@pytest.fixture(scope="module")
+def private_server(tmp_path_factory):
+    """A private MariaDB with two users: one without any rights, one that may create only epnhook_scoped."""
+    server = PrivateMariaDB(tmp_path_factory.mktemp("mariadb"))
+    server.start()
+    server.sql("CREATE USER 'limited'@'%' IDENTIFIED BY 'limited-pw'; "
+               "CREATE USER 'scoped'@'%' IDENTIFIED BY 'scoped-pw'; "
+               "GRANT ALL ON `epnhook\\_scoped`.* TO 'scoped'@'%';")
+    yield server
+    server.stop()
+
+
+@pytest.mark.mariadb
+@pytest.mark.private_mariadb
+def test_a_user_without_rights_gets_the_sql_for_the_dba_then_can_retry(env_file, private_server):
+    child = spawn_setup(env_file, "--skip-migrate")
+    answer(child, r"Domain: ", "webhook.example.com")
+    answer(child, r"Host \[127.0.0.1\]: ", "")
+    answer(child, r"Port \[3306\]: ", str(private_server.port))
+    answer(child, r"Database \[epnhook\]: ", "epnhook_scoped")
+    answer(child, r"User \[epnhook\]: ", "limited")
+    answer(child, r"Password: ", "limited-pw")
+    answer(child, r"Alert address\(es\), comma-separated: ", "ops@example.com")
+    answer(child, r"Send mail through .*: ", "")
+    answer(child, r"SMTP host: ", "smtp.example.com")
+    answer(child, r"Encryption .*: ", "")
+    answer(child, r"SMTP port \[587\]: ", "")
+    answer(child, r"SMTP user \(empty: none\): ", "")
+    answer(child, r"Send alerts from .*: ", "")
+    # No offer to create: the user may not. The operator is told what to ask for, and may try again.
+    child.expect(r"limited may not create it\. Ask your database administrator to run: "
+                 r"CREATE DATABASE `epnhook_scoped` CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci; "
+                 r"GRANT ALL ON `epnhook_scoped`\.\* TO 'limited'@'%';")
+    answer(child, r"Change the database answers and try again\? \[Y/n\]: ", "y")
+    answer(child, r"Host \[127.0.0.1\]: ", "")
+    answer(child, rf"Port \[{private_server.port}\]: ", "")
+    answer(child, r"Database \[epnhook_scoped\]: ", "")
+    answer(child, r"User \[limited\]: ", "scoped")
+    answer(child, r"Password \[keep current\]: ", "scoped-pw")
+    answer(child, r"does not exist\. Create it \(utf8mb4\)\? \[Y/n\]: ", "y")
+    child.expect(r"Created database epnhook_scoped \(utf8mb4\)\.")
+    answer(child, r"Send a test email .*: ", "n")
+    child.expect(r"https://webhook\.example\.com/webhook/")
+    child.expect(pexpect.EOF)
+    child.close()
+    assert child.exitstatus == 0, child.before
+    assert read_env(env_file)["DATABASE_URL"] == f"mysql://scoped:scoped-pw@127.0.0.1:{private_server.port}/epnhook_scoped"
+    assert "epnhook_scoped" in private_server.sql("SHOW DATABASES")
