@@ -391,3 +391,12 @@ def test_a_user_without_rights_gets_the_sql_for_the_dba_then_can_retry(env_file,
     assert child.exitstatus == 0, child.before
     assert read_env(env_file)["DATABASE_URL"] == f"mysql://scoped:scoped-pw@127.0.0.1:{private_server.port}/epnhook_scoped"
     assert "epnhook_scoped" in private_server.sql("SHOW DATABASES")
+
+
+def test_an_unknown_anymail_provider_is_refused():
+    answers = wizard.Answers(domain="webhook.example.com", admins=["ops@example.com"], mail="anymail",
+                             anymail_provider="mailgnu", anymail_key="key")
+    with pytest.raises(wizard.SetupError, match="provider it knows"):
+        answers.validate()
+    answers.anymail_provider = "mailgun"
+    answers.validate()

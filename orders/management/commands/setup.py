@@ -85,8 +85,11 @@ class Command(BaseCommand):
             self.manage(env_file, "sendtestemail", "--admins", failure="The test email was not sent; check the "
                         "mail settings in .env and run: manage.py sendtestemail --admins")
         if not docker and not skip_migrate:
-            self.manage(env_file, "migrate", "--noinput", failure="Migrations failed; fix the cause and run: "
-                        "manage.py migrate")
+            self.stdout.flush()
+            if wizard.run_manage(settings.BASE_DIR, env_file, "migrate", "--noinput").returncode:
+                # Without its tables the service cannot store a postback: stop here, loudly.
+                raise CommandError(f"Migrations failed; {env_file} is written. Fix the cause, then run: "
+                                   "manage.py migrate")
             if interactive and prompter.confirm("Create an admin (superuser) account now?"):
                 self.manage(env_file, "createsuperuser", failure="No admin was created; later: "
                             "manage.py createsuperuser")
