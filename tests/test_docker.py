@@ -18,6 +18,8 @@ import pytest
 from django.conf import settings
 from ruamel.yaml import YAML
 
+from orders import setup_wizard as wizard
+
 BASE_DIR = Path(settings.BASE_DIR)
 DOCKER = BASE_DIR / "docker"
 COMPOSE_FILE = DOCKER / "compose.yaml"
@@ -172,3 +174,26 @@ def test_entrypoint_passes_other_commands_to_manage_py():
                             cwd=BASE_DIR, env=environment, capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr
     assert "System check identified no issues" in result.stdout
+
+
+def test_compose_references_resolve_and_its_variables_are_the_ones_setup_writes(compose):
+    """What the schema cannot see: names that must match across the file, the image and the wizard."""
+    services, volumes, networks = compose["services"], set(compose["volumes"]), set(compose["networks"])
+    for name, service in services.items():
+        assert set(service.get("depends_on", {})) <= set(services), name
+        named = {volume.split(":")[0] for volume in service.get("volumes", []) if not volume.startswith(("/", "."))}
+        assert named <= volumes, name
+        assert set(service.get("networks", [])) <= networks, name
+    traefik_network = next(flag.split("=", 1)[1] for flag in services["traefik"]["command"]
+                           if flag.startswith("--providers.docker.network="))
+    assert traefik_network == compose["networks"]["edge"]["name"]
+    assert "edge" in services["web"]["networks"]
+
+    answers = wizard.Answers(domain="webhook.example.com", admins=["ops@example.com"], mail="console")
+    wizard.use_docker_database(answers)
+    answers.generate_missing_secrets()
+    written = {line.split("=", 1)[0] for line in wizard.render_env(answers, docker=True, kept_lines=[]).splitlines()
+               if "=" in line and not line.startswith("#")}
+    interpolated = set(re.findall(r"\$\{([A-Z_]+)", COMPOSE_FILE.read_text()))
+    assert interpolated == {"DOMAIN", "MARIADB_PASSWORD"} and interpolated <= written
+    assert f"{wizard.DOCKER_DB_HOST}:3306" in answers.database_url and wizard.DOCKER_DB_HOST in services
