@@ -227,6 +227,7 @@ LOGGING = {
     "handlers": {
         "console": {
             "class": "logging.StreamHandler",
+            "stream": "ext://sys.stdout",  # one stream for the request lines, with gunicorn's access log
             "formatter": LOG_FORMAT,
             "filters": ["redact_tokens"],
         },

@@ -117,7 +117,8 @@ class Gunicorn:
 
     def __init__(self, var: Path, log_format: str):
         self.port = free_port()
-        self.log = var / f"gunicorn-{log_format}.log"
+        self.log = var / f"gunicorn-{log_format}.log"  # stdout: the postback and access lines go here
+        self.errors = var / f"gunicorn-{log_format}.err"
         self.environment = {
             "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}", "LANG": "C.UTF-8", "ENV_FILE": "",
             "SECRET_KEY": "x" * 60, "DOMAIN": DOMAIN, "WEBHOOK_SECRET_TOKEN": TOKEN, "ADMINS": "ops@example.com",
@@ -130,13 +131,13 @@ class Gunicorn:
         }
 
     def __enter__(self):
-        with open(self.log, "wb") as log:
+        with open(self.log, "wb") as log, open(self.errors, "wb") as errors:
             self.process = subprocess.Popen(["docker/entrypoint.sh", "serve"], cwd=BASE_DIR, env=self.environment,
-                                            stdout=log, stderr=subprocess.STDOUT)
+                                            stdout=log, stderr=errors)
         deadline = time.monotonic() + 60
         while self.healthcheck().returncode != 0:
-            assert self.process.poll() is None, self.log.read_text()
-            assert time.monotonic() < deadline, self.log.read_text()
+            assert self.process.poll() is None, self.errors.read_text()
+            assert time.monotonic() < deadline, self.errors.read_text()
             time.sleep(0.3)
         return self
 
@@ -179,7 +180,7 @@ def test_gunicorn_serves_postbacks_and_never_logs_the_token(tmp_path):
     assert statuses == [200, 200, 200, 400, 404]
     assert redirect == 200  # /health is exempt from the HTTPS redirect (the container probe is plain HTTP)
     log = server.log.read_text()
-    assert TOKEN not in log and TOKEN[:20] not in log
+    assert TOKEN not in log + server.errors.read_text() and TOKEN[:20] not in log + server.errors.read_text()
     access = [line for line in log.splitlines() if '"GET /webhook/' in line or '"POST /webhook/' in line]
     assert len(access) == 5 and all("/webhook/<redacted>" in line for line in access), log
     # One line per postback, with the fields an operator greps for.
@@ -192,7 +193,7 @@ def test_log_format_json_writes_one_json_object_per_postback(tmp_path):
     with Gunicorn(tmp_path, "json") as server:
         send_postbacks(server)
     log = server.log.read_text()
-    assert TOKEN not in log
+    assert TOKEN not in log + server.errors.read_text()
     # After migrate's own output, every line is a JSON object: gunicorn's lines and the application's.
     served = log[log.index("{"):].splitlines()
     records = [json.loads(line) for line in served]
