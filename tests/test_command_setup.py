@@ -5,6 +5,7 @@ and writes the .env named by ENV_FILE in a temporary directory. Tests that go as
 the server of the test run, on a database of their own (<test database>_wizard) that they drop.
 """
 
+import io
 import os
 import re
 import stat
@@ -37,8 +38,11 @@ def clean_environment(env_file: Path, **extra) -> dict:
 
 
 def spawn_setup(env_file: Path, *args: str) -> pexpect.spawn:
-    return pexpect.spawn(sys.executable, ["manage.py", "setup", *args], cwd=str(BASE_DIR),
-                         env=clean_environment(env_file), encoding="utf-8", timeout=60, dimensions=(50, 200))
+    """The wizard on a pseudo-terminal; `child.logfile_read` keeps everything the terminal showed."""
+    child = pexpect.spawn(sys.executable, ["manage.py", "setup", *args], cwd=str(BASE_DIR),
+                          env=clean_environment(env_file), encoding="utf-8", timeout=60, dimensions=(50, 200))
+    child.logfile_read = io.StringIO()
+    return child
 
 
 def answer(child: pexpect.spawn, prompt: str, text: str) -> None:
@@ -154,7 +158,7 @@ def test_fresh_setup_in_a_terminal(env_file, wizard_database, smtp_server):
     token = child.match.group(1)
     child.expect(r"Admin: https://webhook\.example\.com/admin/")
     child.expect(pexpect.EOF)
-    transcript = child.before
+    transcript = child.logfile_read.getvalue()
     child.close()
     assert child.exitstatus == 0, transcript
 
@@ -165,7 +169,8 @@ def test_fresh_setup_in_a_terminal(env_file, wizard_database, smtp_server):
     assert values["ADMINS"] == "Ops <ops@example.com>,oncall@example.com"
     assert values["EMAIL_URL"] == f"smtp://{SMTP_USER}:{SMTP_PASSWORD.replace('!', '%21')}@127.0.0.1:{controller.port}"
     assert len(values["SECRET_KEY"]) >= 50
-    # The passwords were typed without echo.
+    # The passwords were typed without echo; plain answers do echo, so the transcript is complete.
+    assert SMTP_USER in transcript and "Webhook.Example.com" in transcript
     assert SMTP_PASSWORD not in transcript and "a-long-admin-password" not in transcript
     # The test email went through the configured server, with the configured login.
     assert mailbox.logins == [(SMTP_USER, SMTP_PASSWORD)]
