@@ -69,6 +69,8 @@ def test_compose_has_web_mariadb_cron_and_traefik(compose):
     assert "healthcheck.sh" in db["healthcheck"]["test"]
     assert any(volume.endswith(":/var/lib/mysql") for volume in db["volumes"])
     assert services["web"]["depends_on"]["db"]["condition"] == "service_healthy"
+    # Our image is built here, never pulled: a registry image of the same name must not run with our secrets.
+    assert services["web"]["pull_policy"] == "build" and services["cron"]["pull_policy"] == "never"
     # The database is on an internal network only: nothing outside the application reaches it.
     assert db["networks"] == ["backend"] and compose["networks"]["backend"]["internal"] is True
     assert {"mariadb", "spool", "letsencrypt"} <= set(compose["volumes"])
