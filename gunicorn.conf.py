@@ -30,3 +30,19 @@ errorlog = "-"
 # (it can carry users' data) and no raw request line (it carries the token).
 access_log_format = '%(h)s "%(m)s %(U)s" %(s)s %(B)s %(M)sms'
 logger_class = "epnhook.gunicorn_logging.RedactingLogger"
+# gunicorn's control socket defaults to one path per user ($HOME/.gunicorn/gunicorn.ctl): two servers
+# on one machine would take each other's, and the image's user has no writable home. Nothing here
+# uses gunicornc; docker and systemd manage the process.
+control_socket_disable = True
+# LOG_FORMAT=json (settings.py reads it for the application) turns gunicorn's own lines into JSON too,
+# so a log shipper sees one format; the access line, already redacted, is the record's message.
+if os.environ.get("LOG_FORMAT") == "json":
+    logconfig_dict = {
+        "formatters": {"json": {"()": "epnhook.logging.JsonFormatter"}},
+        "handlers": {"json": {"class": "logging.StreamHandler", "formatter": "json", "stream": "ext://sys.stdout"}},
+        "root": {"handlers": ["json"], "level": "INFO"},
+        "loggers": {
+            "gunicorn.error": {"handlers": ["json"], "level": "INFO", "propagate": False},
+            "gunicorn.access": {"handlers": ["json"], "level": "INFO", "propagate": False},
+        },
+    }

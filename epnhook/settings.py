@@ -5,6 +5,8 @@ This is the only module that reads the environment. Every variable is listed, wi
 file named by ENV_FILE (default: `.env` beside manage.py). Bad values fail at start-up, loudly.
 """
 
+import secrets
+import sys
 from pathlib import Path
 
 import environ
@@ -20,14 +22,21 @@ if ENV_FILE and Path(ENV_FILE).is_file():
 
 DEBUG = env.bool("DEBUG", default=False)
 
+# `manage.py setup` writes the first .env, so it alone must start before any SECRET_KEY exists. It gets
+# a throwaway key that lives as long as the process; every other command still fails loudly.
+SETUP_COMMAND = Path(sys.argv[0]).name == "manage.py" and sys.argv[1:2] == ["setup"]
+
 SECRET_KEY = env.str("SECRET_KEY", default="")
 if not SECRET_KEY:
-    if not DEBUG:
+    if not DEBUG and not SETUP_COMMAND:
         raise ImproperlyConfigured("SECRET_KEY must be set when DEBUG is off (see .env.example).")
-    SECRET_KEY = "insecure-development-only-key"
+    SECRET_KEY = secrets.token_urlsafe(50) if SETUP_COMMAND else "insecure-development-only-key"
 
-ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["127.0.0.1", "localhost"] if DEBUG else [])
-CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
+# The public host name (written by manage.py setup; docker compose routes it through Traefik). It is
+# the default for ALLOWED_HOSTS and CSRF_TRUSTED_ORIGINS, so one line configures all three.
+DOMAIN = env.str("DOMAIN", default="")
+ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=[DOMAIN] if DOMAIN else ["127.0.0.1", "localhost"] if DEBUG else [])
+CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[f"https://{DOMAIN}"] if DOMAIN else [])
 ADMIN_URL = env.str("ADMIN_URL", default="admin/")
 if not ADMIN_URL.endswith("/") or ADMIN_URL.startswith("/"):
     raise ImproperlyConfigured("ADMIN_URL must look like 'admin/': no leading slash, one trailing slash.")
@@ -218,6 +227,7 @@ LOGGING = {
     "handlers": {
         "console": {
             "class": "logging.StreamHandler",
+            "stream": "ext://sys.stdout",  # one stream for the request lines, with gunicorn's access log
             "formatter": LOG_FORMAT,
             "filters": ["redact_tokens"],
         },
@@ -274,6 +284,8 @@ AXES_FAILURE_LIMIT = env.int("AXES_FAILURE_LIMIT", default=5)
 AXES_COOLOFF_TIME = env.int("AXES_COOLOFF_MINUTES", default=30) / 60  # axes takes hours
 AXES_LOCKOUT_PARAMETERS = ["ip_address"]
 AXES_RESET_ON_SUCCESS = True
+# Axes announces itself at INFO on every start; on stdout that would corrupt `check_health --json`.
+AXES_VERBOSE = False
 AXES_CLIENT_IP_CALLABLE = "epnhook.client_ip.client_ip"
 TRUSTED_PROXY_HEADER = env.str("TRUSTED_PROXY_HEADER", default="X-Forwarded-For")
 TRUSTED_PROXY_COUNT = env.int("TRUSTED_PROXY_COUNT", default=1)

@@ -81,6 +81,9 @@ class IngestResult:
     field: str | None = None
     conflict_fields: tuple[str, ...] = ()
     spool_id: str | None = None
+    # The stored order event's key, for the one log line per postback; empty when nothing was parsed.
+    uniq_id: str = ""
+    order_status: str = ""
 
 
 def ingest(raw: RawRequest) -> IngestResult:
@@ -123,7 +126,8 @@ def store(raw: RawRequest, *, spool_id: str | None = None) -> IngestResult:
     with transaction.atomic():
         order, outcome, conflicts = save_order(raw.partner, parsed, params)
         delivery = _create_delivery(raw, outcome, spool_id=spool_id, order=order, conflict_fields=list(conflicts))
-    return IngestResult(outcome, delivery.pk, order.pk, conflict_fields=conflicts)
+    return IngestResult(outcome, delivery.pk, order.pk, conflict_fields=conflicts, uniq_id=parsed.uniq_id,
+                        order_status=parsed.order_status)
 
 
 def save_order(partner: str, parsed: ParsedOrder, params: dict) -> tuple[Order, str, tuple[str, ...]]:

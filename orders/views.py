@@ -53,10 +53,14 @@ def webhook(request, token):
         user_agent=request.META.get("HTTP_USER_AGENT", ""),
         headers={name: request.headers[name] for name in KEPT_HEADERS if name in request.headers},
     ))
+    milliseconds = round((time.monotonic() - started) * 1000, 1)
+    # One line per postback; the fields are in the text too, since the text formatter shows no extras.
     log.info(
-        "postback %s", result.outcome,
+        "postback %s partner=%s uniq_id=%s status=%s ms=%s delivery_id=%s",
+        result.outcome, partner, result.uniq_id or "-", result.order_status or "-", milliseconds, result.delivery_id,
         extra={"partner": partner, "outcome": result.outcome, "order_id": result.order_id,
-               "delivery_id": result.delivery_id, "ms": round((time.monotonic() - started) * 1000, 1)},
+               "delivery_id": result.delivery_id, "ms": milliseconds, "uniq_id": result.uniq_id,
+               "status": result.order_status},
     )
     if result.outcome in (CREATED, DUPLICATE):
         return JsonResponse({"status": result.outcome, "order_id": result.order_id,

@@ -1,0 +1,201 @@
+"""docker/: no Docker engine runs here, so the files are checked instead of run.
+
+- docker/compose.yaml validates against the compose-spec JSON schema (the copy check-jsonschema ships),
+  and holds what production needs;
+- the Dockerfile's commands and the entry point's are the ones the README documents;
+- the entry point's pass-through runs for real (its `serve` mode is run by tests/test_deploy_settings.py).
+"""
+
+import os
+import re
+import secrets
+import shlex
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from django.conf import settings
+from ruamel.yaml import YAML
+
+from orders import setup_wizard as wizard
+
+BASE_DIR = Path(settings.BASE_DIR)
+DOCKER = BASE_DIR / "docker"
+COMPOSE_FILE = DOCKER / "compose.yaml"
+CHECK_JSONSCHEMA = Path(sys.executable).parent / "check-jsonschema"
+
+
+def validate_compose(path: Path) -> subprocess.CompletedProcess:
+    return subprocess.run([str(CHECK_JSONSCHEMA), "--builtin-schema", "vendor.compose-spec", str(path)],
+                          capture_output=True, text=True, timeout=60)
+
+
+@pytest.fixture(scope="module")
+def compose():
+    return YAML(typ="safe").load(COMPOSE_FILE.read_text())
+
+
+@pytest.fixture(scope="module")
+def dockerfile():
+    return (DOCKER / "Dockerfile").read_text()
+
+
+def readme_section(title: str) -> str:
+    text = (BASE_DIR / "README.md").read_text()
+    start = text.index(f"## {title}\n")
+    end = text.find("\n## ", start + 1)
+    return text[start:end if end != -1 else None]
+
+
+def test_compose_file_matches_the_compose_spec_schema():
+    result = validate_compose(COMPOSE_FILE)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_the_schema_check_rejects_a_broken_compose_file(tmp_path):
+    broken = tmp_path / "compose.yaml"
+    broken.write_text(COMPOSE_FILE.read_text().replace("    restart: unless-stopped\n", "    restart_policy: always\n",
+                                                       1))
+    result = validate_compose(broken)
+    assert result.returncode != 0 and "restart_policy" in result.stdout + result.stderr
+
+
+def test_compose_has_web_mariadb_cron_and_traefik(compose):
+    services = compose["services"]
+    assert set(services) == {"traefik", "web", "cron", "db"}
+    db = services["db"]
+    assert {"--character-set-server=utf8mb4", "--collation-server=utf8mb4_unicode_ci"} <= set(db["command"])
+    assert "healthcheck.sh" in db["healthcheck"]["test"]
+    assert any(volume.endswith(":/var/lib/mysql") for volume in db["volumes"])
+    assert services["web"]["depends_on"]["db"]["condition"] == "service_healthy"
+    # Our image is built here, never pulled: a registry image of the same name must not run with our secrets.
+    assert services["web"]["pull_policy"] == "build" and services["cron"]["pull_policy"] == "never"
+    # The database is on an internal network only: nothing outside the application reaches it.
+    assert db["networks"] == ["backend"] and compose["networks"]["backend"]["internal"] is True
+    assert {"mariadb", "spool", "letsencrypt"} <= set(compose["volumes"])
+
+
+def test_web_and_cron_share_the_spool_volume_where_the_image_keeps_it(compose, dockerfile):
+    spool_dir = re.search(r"SPOOL_DIR=(\S+)", dockerfile).group(1)
+    for name in ("web", "cron"):
+        service = compose["services"][name]
+        mounts = dict(volume.split(":", 1) for volume in service["volumes"])
+        assert spool_dir.startswith(mounts["spool"] + "/"), name
+        assert service["env_file"] == "../.env"
+
+
+def test_cron_runs_check_health_every_minute(compose):
+    cron = compose["services"]["cron"]
+    assert cron["command"] == ["cron"] and cron["init"] is True
+    entrypoint = (DOCKER / "entrypoint.sh").read_text()
+    branch = entrypoint[entrypoint.index("  cron)"):entrypoint.index(";;", entrypoint.index("  cron)"))]
+    assert "python manage.py check_health" in branch and "sleep $((60 - $(date +%s) % 60))" in branch
+
+
+def test_traefik_terminates_tls_for_the_domain_and_keeps_the_token_out_of_its_log(compose):
+    traefik = compose["services"]["traefik"]
+    flags = dict(flag.partition("=")[::2] for flag in traefik["command"])
+    assert flags["--certificatesresolvers.letsencrypt.acme.httpchallenge.entrypoint"] == "web"
+    assert flags["--entrypoints.web.http.redirections.entrypoint.to"] == "websecure"
+    # The request path is /webhook/<token>: the JSON access log drops it, and every header (Referer).
+    assert flags["--accesslog.format"] == "json"
+    assert flags["--accesslog.fields.names.RequestPath"] == "drop"
+    assert flags["--accesslog.fields.headers.defaultmode"] == "drop"
+    labels = compose["services"]["web"]["labels"]
+    assert "traefik.http.routers.epnhook.tls.certresolver=letsencrypt" in labels
+    assert any(label.startswith("traefik.http.routers.epnhook.rule=Host(`${DOMAIN:?") for label in labels)
+    assert "traefik.http.routers.epnhook.entrypoints=websecure" in labels
+    # gunicorn trusts X-Forwarded-Proto from Traefik, the only peer of the web container.
+    assert compose["services"]["web"]["environment"]["FORWARDED_ALLOW_IPS"] == "*"
+
+
+def test_dockerfile_is_multi_stage_slim_and_unprivileged(dockerfile):
+    stages = re.split(r"^FROM ", dockerfile, flags=re.M)[1:]
+    assert len(stages) == 2
+    build, runtime = stages
+    assert build.startswith("python:3.11-slim") and runtime.startswith("python:3.11-slim")
+    for build_only in ("gcc", "libmariadb-dev", "pkg-config"):
+        assert build_only in build and build_only not in runtime
+    assert "COPY --from=build /opt/venv /opt/venv" in runtime
+    user = re.search(r"^USER (\S+)$", runtime, re.M).group(1)
+    assert user not in ("root", "0") and "useradd --system --uid 10001 --user-group" in runtime
+    assert re.search(r"^HEALTHCHECK .*docker/healthcheck.py", runtime, re.M)
+    assert "/health" in (DOCKER / "healthcheck.py").read_text()
+
+
+def test_no_secret_or_local_state_goes_into_the_image():
+    ignored = (BASE_DIR / ".dockerignore").read_text().split()
+    for pattern in (".env", ".env.*", ".venv", "var", "db.sqlite3", ".git"):
+        assert pattern in ignored
+
+
+def image_commands() -> set[str]:
+    """Commands the image runs: the Dockerfile's RUN/HEALTHCHECK lines and the entry point's branches."""
+    dockerfile = (DOCKER / "Dockerfile").read_text().replace("\\\n", " ")
+    lines = [line.removeprefix("RUN ") for line in dockerfile.splitlines() if line.startswith("RUN ")]
+    healthcheck = re.search(r"^HEALTHCHECK .* CMD (\[.*\])$", dockerfile, re.M).group(1)
+    lines.append(" ".join(re.findall(r'"([^"]+)"', healthcheck)))
+    lines += (DOCKER / "entrypoint.sh").read_text().splitlines()
+    commands = set()
+    for line in lines:
+        for match in re.finditer(r"((?:python|gunicorn) (?:manage\.py|docker/|--config)[^|;&]*)", line):
+            commands.add(" ".join(shlex.split(match.group(1))))
+    return commands
+
+
+def documented_commands() -> set[str]:
+    section = readme_section("Deploy with docker compose")
+    block = section[section.index("What the image runs"):]
+    block = block[block.index("```sh\n") + 6:block.index("```", block.index("```sh\n") + 6)]
+    return {line.split("#")[0].strip() for line in block.splitlines() if line.strip()}
+
+
+def test_the_readme_documents_exactly_the_commands_the_image_runs():
+    # The pass-through (`docker run epnhook <command>`) is documented in prose beside the list.
+    assert documented_commands() == image_commands() - {"python manage.py $@"}
+
+
+def test_readme_deploy_steps_use_files_and_flags_that_exist():
+    section = readme_section("Deploy with docker compose")
+    assert "docker build -f docker/Dockerfile -t epnhook:latest ." in section
+    # The compose file builds the same image name the README's docker build tags.
+    assert YAML(typ="safe").load(COMPOSE_FILE.read_text())["services"]["web"]["image"] == "epnhook:latest"
+    assert "docker compose -f docker/compose.yaml --env-file .env up -d" in section
+    assert "epnhook:latest setup --docker" in section and "-e ENV_FILE=/config/.env" in section
+    help_text = subprocess.run([sys.executable, "manage.py", "setup", "--help"], cwd=BASE_DIR, capture_output=True,
+                               text=True, env={"PATH": os.environ["PATH"], "ENV_FILE": ""}).stdout
+    assert "--docker" in help_text
+
+
+def test_entrypoint_passes_other_commands_to_manage_py():
+    environment = {"PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}", "ENV_FILE": "",
+                   "SECRET_KEY": secrets.token_urlsafe(50), "WEBHOOK_SECRET_TOKEN": secrets.token_urlsafe(32),
+                   "DOMAIN": "webhook.example.com", "LANG": "C.UTF-8"}
+    result = subprocess.run([str(DOCKER / "entrypoint.sh"), "check", "--deploy", "--fail-level", "WARNING"],
+                            cwd=BASE_DIR, env=environment, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert "System check identified no issues" in result.stdout
+
+
+def test_compose_references_resolve_and_its_variables_are_the_ones_setup_writes(compose):
+    """What the schema cannot see: names that must match across the file, the image and the wizard."""
+    services, volumes, networks = compose["services"], set(compose["volumes"]), set(compose["networks"])
+    for name, service in services.items():
+        assert set(service.get("depends_on", {})) <= set(services), name
+        named = {volume.split(":")[0] for volume in service.get("volumes", []) if not volume.startswith(("/", "."))}
+        assert named <= volumes, name
+        assert set(service.get("networks", [])) <= networks, name
+    traefik_network = next(flag.split("=", 1)[1] for flag in services["traefik"]["command"]
+                           if flag.startswith("--providers.docker.network="))
+    assert traefik_network == compose["networks"]["edge"]["name"]
+    assert "edge" in services["web"]["networks"]
+
+    answers = wizard.Answers(domain="webhook.example.com", admins=["ops@example.com"], mail="console")
+    wizard.use_docker_database(answers)
+    answers.generate_missing_secrets()
+    written = {line.split("=", 1)[0] for line in wizard.render_env(answers, docker=True, kept_lines=[]).splitlines()
+               if "=" in line and not line.startswith("#")}
+    interpolated = set(re.findall(r"\$\{([A-Z_]+)", COMPOSE_FILE.read_text()))
+    assert interpolated == {"DOMAIN", "MARIADB_PASSWORD"} and interpolated <= written
+    assert f"{wizard.DOCKER_DB_HOST}:3306" in answers.database_url and wizard.DOCKER_DB_HOST in services
