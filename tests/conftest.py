@@ -39,3 +39,11 @@ def webhook_url():
 @pytest.fixture
 def on_mariadb():
     assert connection.vendor == "mysql"
+
+
+@pytest.fixture(autouse=True)
+def _empty_cache():
+    """Each test starts with an empty cache: the wrong-token limit counts per client address in it."""
+    from django.core.cache import cache
+
+    cache.clear()
