@@ -11,7 +11,7 @@ from decimal import Decimal
 from urllib.parse import urlencode
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from orders.models import Order
@@ -26,6 +26,7 @@ from partners.base import (
     PayloadError,
 )
 from partners.registry import PARTNERS
+from tests.factories import postback
 from tests.strategies import bodies, form_encoded, params
 
 partners = pytest.mark.parametrize("partner", list(PARTNERS.values()), ids=list(PARTNERS))
@@ -59,9 +60,14 @@ def assert_storable(parsed: ParsedOrder, slug: str) -> None:
     Order(partner=slug, **asdict(parsed)).clean_fields(exclude=["raw_payload"])
 
 
+# Inputs the fuzz once found to break storage, pinned so that every run tries them.
 @partners
 @fuzz
 @given(values=params())
+@example(values=postback(ip="fe80::1%eth0"))  # a zone id: not an address, and overflowed the column
+@example(values=postback(ipv6="fe80::1%" + "x" * 60))
+@example(values=postback(click_time="0001-01-01 00:00:00"))  # before year 1 in UTC: OverflowError
+@example(values=postback(time_of_order="0999-12-31 23:59:59"))  # before what MariaDB DATETIME holds
 def test_parser_answers_a_storable_order_or_a_payload_error(partner, values):
     try:
         parsed = partner.parse(values)
