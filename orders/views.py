@@ -89,6 +89,12 @@ def webhook(request, token):
 def _read_body(request) -> bytes | None:
     """The request body, or None when it is over the limit (checked before reading it all)."""
     limit = settings.WEBHOOK_MAX_BODY_BYTES
+    if _chunked(request):
+        # Django reads exactly Content-Length bytes, so it would see a chunked body as empty and the
+        # postback would be stored without it. The server has de-chunked the stream and marks its
+        # end (wsgi.input_terminated), so it is read directly, still bounded by the limit.
+        body = request.environ["wsgi.input"].read(limit + 1)
+        return None if len(body) > limit else body
     try:
         declared = int(request.META.get("CONTENT_LENGTH") or 0)
     except ValueError:
@@ -97,6 +103,14 @@ def _read_body(request) -> bytes | None:
         return None
     body = request.read(limit + 1)
     return None if len(body) > limit else body
+
+
+def _chunked(request) -> bool:
+    return (
+        not request.META.get("CONTENT_LENGTH")
+        and "chunked" in request.META.get("HTTP_TRANSFER_ENCODING", "").lower()
+        and bool(request.environ.get("wsgi.input_terminated"))
+    )
 
 
 def health(request):
