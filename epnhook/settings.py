@@ -5,6 +5,7 @@ This is the only module that reads the environment. Every variable is listed, wi
 file named by ENV_FILE (default: `.env` beside manage.py). Bad values fail at start-up, loudly.
 """
 
+import ipaddress
 import secrets
 import sys
 from pathlib import Path
@@ -274,7 +275,8 @@ if DELIVERY_RETENTION_DAYS < 1:
 
 # --- Admin login protection (django-axes) --------------------------------------------------------
 # Failed logins are counted per client address; after AXES_FAILURE_LIMIT the address is locked out
-# for AXES_COOLOFF_MINUTES. The address comes from our reverse proxy's header (epnhook.client_ip):
+# for AXES_COOLOFF_MINUTES. The address comes from our reverse proxy's header (orders.clientip, see
+# TRUSTED_PROXIES):
 # counting the proxy's own address would lock every user out at once, and trusting the client's
 # header would let an attacker pick a new address per guess.
 INSTALLED_APPS += ["axes"]
@@ -286,8 +288,32 @@ AXES_LOCKOUT_PARAMETERS = ["ip_address"]
 AXES_RESET_ON_SUCCESS = True
 # Axes announces itself at INFO on every start; on stdout that would corrupt `check_health --json`.
 AXES_VERBOSE = False
-AXES_CLIENT_IP_CALLABLE = "epnhook.client_ip.client_ip"
-TRUSTED_PROXY_HEADER = env.str("TRUSTED_PROXY_HEADER", default="X-Forwarded-For")
-TRUSTED_PROXY_COUNT = env.int("TRUSTED_PROXY_COUNT", default=1)
-if TRUSTED_PROXY_COUNT < 0 or AXES_FAILURE_LIMIT < 1:
-    raise ImproperlyConfigured("TRUSTED_PROXY_COUNT must be 0 or more and AXES_FAILURE_LIMIT 1 or more.")
+AXES_CLIENT_IP_CALLABLE = "orders.clientip.client_ip"
+if AXES_FAILURE_LIMIT < 1:
+    raise ImproperlyConfigured("AXES_FAILURE_LIMIT must be 1 or more.")
+
+# --- Who may call the webhook --------------------------------------------------------------------
+def _networks(values: list[str], variable: str) -> tuple:
+    try:
+        return tuple(ipaddress.ip_network(value.strip()) for value in values if value.strip())
+    except ValueError as error:
+        raise ImproperlyConfigured(f"{variable}: {error} (use CIDR ranges like 10.0.0.0/8 or 2001:db8::/32)") from None
+
+
+# Proxies (CIDR list, e.g. Traefik's network) whose X-Forwarded-For is believed, read from the right.
+# Empty: the TCP peer (REMOTE_ADDR) is the client and X-Forwarded-For is ignored.
+TRUSTED_PROXIES = _networks(env.list("TRUSTED_PROXIES", default=[]), "TRUSTED_PROXIES")
+# Optional allowlist per partner: "epn_bz:192.0.2.0/24;198.51.100.7/32,other:2001:db8::/32". A partner
+# that is listed is accepted only from those ranges; one that is not listed, from anywhere.
+WEBHOOK_ALLOWED_IPS: dict[str, tuple] = {}
+for _item in env.list("WEBHOOK_ALLOWED_IPS", default=[]):
+    _partner, _sep, _ranges = _item.partition(":")
+    _partner = _partner.strip()
+    if not _sep or not _partner or not _ranges.strip():
+        raise ImproperlyConfigured(f"WEBHOOK_ALLOWED_IPS items must be 'partner:cidr;cidr', got {_item!r}")
+    if _partner in WEBHOOK_ALLOWED_IPS:
+        raise ImproperlyConfigured(f"WEBHOOK_ALLOWED_IPS names {_partner!r} twice; list its ranges once, ';'-separated")
+    WEBHOOK_ALLOWED_IPS[_partner] = _networks(_ranges.split(";"), f"WEBHOOK_ALLOWED_IPS for {_partner}")
+# Wrong tokens one client address may send per minute before its answers turn from 404 to 429.
+# Counted in the default cache: per process with the built-in local-memory cache. 0 turns it off.
+WEBHOOK_BAD_TOKEN_LIMIT = env.int("WEBHOOK_BAD_TOKEN_LIMIT", default=20)

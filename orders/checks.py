@@ -1,5 +1,8 @@
 """System checks: configuration mistakes that would lose postbacks are reported at start-up."""
 
+import math
+import re
+
 from django.conf import settings
 from django.core.checks import Error, Warning, register
 
@@ -7,6 +10,12 @@ from partners.registry import PARTNERS
 
 # 32 random bytes written as URL-safe base64 or hex are at least 43 characters.
 MIN_TOKEN_LENGTH = 43
+MIN_TOKEN_BITS = 256
+# RFC 3986 unreserved characters: the only ones that reach the view exactly as configured.
+URL_SAFE_TOKEN = re.compile(r"[A-Za-z0-9._~-]+")
+# Alphabets a generated token is written in, smallest first, with the bits each character carries.
+_ALPHABETS = ((re.compile(r"[0-9]+"), math.log2(10)), (re.compile(r"[0-9a-fA-F]+"), 4.0),
+              (re.compile(r"[A-Za-z0-9_-]+"), 6.0))
 
 
 @register()
@@ -26,11 +35,19 @@ def check_webhook_tokens(app_configs, **kwargs):
                 hint=f"Known partners: {', '.join(PARTNERS)}.",
                 id="epnhook.E001",
             ))
-        if len(token) < MIN_TOKEN_LENGTH:
+        if len(token) < MIN_TOKEN_LENGTH or token_strength_bits(token) < MIN_TOKEN_BITS:
             problems.append(Warning(
-                f"A webhook token for {partner} is {len(token)} characters long; it can be guessed.",
+                f"A webhook token for {partner} is {len(token)} characters long and does not look like "
+                f"{MIN_TOKEN_BITS // 8} random bytes; it can be guessed.",
                 hint="Use 32 random bytes: python -c 'import secrets; print(secrets.token_urlsafe(32))'.",
                 id="epnhook.W002",
+            ))
+        if not URL_SAFE_TOKEN.fullmatch(token):
+            problems.append(Error(
+                f"A webhook token for {partner} has characters that do not survive in a URL path "
+                "(only letters, digits and - . _ ~ do), so every postback with it would be answered 404.",
+                hint="Generate it with secrets.token_urlsafe(32).",
+                id="epnhook.E003",
             ))
         if token in seen:
             problems.append(Error("The same webhook token is configured twice.", id="epnhook.E002"))
@@ -38,14 +55,31 @@ def check_webhook_tokens(app_configs, **kwargs):
     return problems
 
 
+def token_strength_bits(token: str) -> float:
+    """An upper bound on the randomness in `token`: its length times the bits per character of the
+    smallest usual alphabet it fits (decimal, hex, URL-safe base64), and 0 when it repeats so few
+    distinct characters that it cannot have come from a random generator ("aaaa...")."""
+    if len(set(token)) < 10:
+        return 0.0
+    per_character = next((bits for alphabet, bits in _ALPHABETS if alphabet.fullmatch(token)), math.log2(94))
+    return len(token) * per_character
+
+
 @register()
-def check_stale_after_hours(app_configs, **kwargs):
+def check_per_partner_settings(app_configs, **kwargs):
+    """A per-partner setting naming a partner that does not exist is a typo that leaves the real one
+    unconfigured (an allowlist not applied, a staleness limit not checked)."""
+    per_partner = {
+        "STALE_AFTER_HOURS": settings.STALE_AFTER_HOURS_BY_PARTNER,
+        "WEBHOOK_ALLOWED_IPS": settings.WEBHOOK_ALLOWED_IPS,
+    }
     return [
         Error(
-            f"STALE_AFTER_HOURS names an unknown partner {partner!r}.",
+            f"{variable} names an unknown partner {partner!r}.",
             hint=f"Known partners: {', '.join(PARTNERS)}.",
-            id="epnhook.E003",
+            id="epnhook.E004",
         )
-        for partner in settings.STALE_AFTER_HOURS_BY_PARTNER
+        for variable, values in per_partner.items()
+        for partner in values
         if partner not in PARTNERS
     ]

@@ -59,23 +59,31 @@ def _pairs(encoded: str, what: str) -> list[tuple[str, str]]:
 
 def _json_pairs(body: bytes) -> list[tuple[str, str]]:
     try:
-        document = json.loads(_decode(body, "body"), parse_constant=_reject_constant, parse_float=str, parse_int=str)
+        document = json.loads(_decode(body, "body"), parse_constant=_reject_constant, parse_float=str, parse_int=str,
+                              object_pairs_hook=_KeyValuePairs)
     except PayloadError:
         raise
     except (ValueError, RecursionError):
         raise PayloadError("the body is not valid JSON", "body") from None
-    if not isinstance(document, dict):
+    if not isinstance(document, _KeyValuePairs):
         raise PayloadError("the JSON body must be an object of parameters", "body")
     pairs = []
-    for key, value in document.items():
+    for key, value in document:
         if value is None:
             value = ""
         elif isinstance(value, bool):
             value = "1" if value else "0"
-        elif isinstance(value, (dict, list)):
-            raise PayloadError(f"{key[:40]} must be a plain value, not a JSON {type(value).__name__}", key[:64])
+        elif isinstance(value, list):
+            kind = "object" if isinstance(value, _KeyValuePairs) else "array"
+            raise PayloadError(f"{key[:40]} must be a plain value, not a JSON {kind}", key[:64])
         pairs.append((key, value))
     return pairs
+
+
+class _KeyValuePairs(list):
+    """A JSON object as the list of its members, in order and with repeated keys kept, so that
+    {"revenue": "1", "revenue": "1000"} is refused like a repeated form field instead of silently
+    meaning its last value."""
 
 
 def _multipart_pairs(body: bytes, content_type: str) -> list[tuple[str, str]]:

@@ -7,10 +7,12 @@ from django.conf import settings
 from django.db import DatabaseError, connection
 from django.http import JsonResponse
 from django.views.decorators.csrf import csrf_exempt
+from django.views.decorators.debug import sensitive_variables
 
 from . import spool
+from .clientip import address_allowed, client_ip
 from .ingest import CREATED, DUPLICATE, INVALID, SPOOLED, RawRequest, ingest
-from .tokens import partner_for_token
+from .tokens import partner_for_token, seconds_left_in_window, wrong_token_over_limit
 
 log = logging.getLogger("epnhook.webhook")
 
@@ -25,6 +27,7 @@ def json_error(status: int, message: str, **extra) -> JsonResponse:
     return JsonResponse({"error": message, **extra}, status=status)
 
 
+@sensitive_variables("token")  # outermost, so the argument is hidden in every frame of an error report
 @csrf_exempt
 def webhook(request, token):
     """Receive one postback: GET or POST to /webhook/<token>. Every answer is JSON."""
@@ -33,8 +36,18 @@ def webhook(request, token):
         response = json_error(405, "method not allowed: use GET or POST")
         response["Allow"] = "GET, POST"
         return response
+    client = client_ip(request)
     partner = partner_for_token(token)
+    if partner is not None and not address_allowed(partner, client):
+        # Answered exactly like a wrong token, so a leaked token tells its holder nothing.
+        log.warning("valid %s token from %s, outside its WEBHOOK_ALLOWED_IPS: answered 404", partner,
+                    client or "an unknown address", extra={"partner": partner, "client_ip": client})
+        partner = None
     if partner is None:
+        if wrong_token_over_limit(client):
+            response = json_error(429, "too many requests with a wrong token; try again later")
+            response["Retry-After"] = str(seconds_left_in_window())
+            return response
         # 404, never 410: senders read 410 as "disable this URL".
         return json_error(404, "not found")
     if len(request.META.get("QUERY_STRING", "")) > settings.WEBHOOK_MAX_QUERY_BYTES:
@@ -49,7 +62,7 @@ def webhook(request, token):
         query_string=request.META.get("QUERY_STRING", "").encode("latin-1").decode("utf-8", "replace"),
         body=body,
         content_type=request.META.get("CONTENT_TYPE", ""),
-        remote_addr=request.META.get("REMOTE_ADDR") or None,
+        remote_addr=client,
         user_agent=request.META.get("HTTP_USER_AGENT", ""),
         headers={name: request.headers[name] for name in KEPT_HEADERS if name in request.headers},
     ))
@@ -80,6 +93,12 @@ def webhook(request, token):
 def _read_body(request) -> bytes | None:
     """The request body, or None when it is over the limit (checked before reading it all)."""
     limit = settings.WEBHOOK_MAX_BODY_BYTES
+    if _chunked(request):
+        # Django reads exactly Content-Length bytes, so it would see a chunked body as empty and the
+        # postback would be stored without it. The server has de-chunked the stream and marks its
+        # end (wsgi.input_terminated), so it is read directly, still bounded by the limit.
+        body = request.environ["wsgi.input"].read(limit + 1)
+        return None if len(body) > limit else body
     try:
         declared = int(request.META.get("CONTENT_LENGTH") or 0)
     except ValueError:
@@ -88,6 +107,14 @@ def _read_body(request) -> bytes | None:
         return None
     body = request.read(limit + 1)
     return None if len(body) > limit else body
+
+
+def _chunked(request) -> bool:
+    return (
+        not request.META.get("CONTENT_LENGTH")
+        and "chunked" in request.META.get("HTTP_TRANSFER_ENCODING", "").lower()
+        and bool(request.environ.get("wsgi.input_terminated"))
+    )
 
 
 def health(request):

@@ -9,7 +9,7 @@ means one module with a Partner subclass, one line in `partners.registry`, and i
 import ipaddress
 import re
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import ClassVar
 from zoneinfo import ZoneInfo
@@ -23,6 +23,8 @@ MONEY_INTEGER_DIGITS = 15
 MONEY_DECIMAL_PLACES = 9
 # Longest value any free-text identifier column stores (see orders.models).
 MAX_TEXT_LENGTH = 255
+# Timestamps must convert to UTC within what a MariaDB DATETIME column holds.
+MIN_YEAR, MAX_YEAR = 1000, 9999
 # Amounts are plain ASCII fixed-point: no sign, exponent, separators or locale digits that
 # Decimal() would otherwise accept.
 _PLAIN_DECIMAL = re.compile(r"[0-9]+(\.[0-9]+)?")
@@ -139,6 +141,10 @@ class Partner:
             address = ipaddress.ip_address(raw)
         except ValueError:
             raise PayloadError(f"{name} {raw[:60]!r} is not an IP address", name) from None
+        if address.version == 6 and address.scope_id is not None:
+            # fe80::1%eth0 names an interface on the sender's machine; it is not a client address
+            # and does not fit the column.
+            raise PayloadError(f"{name} {raw[:60]!r} has a zone id (%...), which is not an address", name)
         if version and address.version != version:
             raise PayloadError(f"{name} {raw[:60]!r} is not an IPv{version} address", name)
         return str(address)
@@ -151,4 +157,12 @@ class Partner:
             naive = datetime.strptime(raw, self.datetime_format)
         except ValueError:
             raise PayloadError(f"{name} {raw[:40]!r} is not a date in the form YYYY-MM-DD HH:MM:SS", name) from None
-        return naive.replace(tzinfo=ZoneInfo(self.timezone))
+        aware = naive.replace(tzinfo=ZoneInfo(self.timezone))
+        # Times are stored in UTC, in a column that holds the years 1000-9999 (MariaDB DATETIME).
+        try:
+            year = aware.astimezone(UTC).year
+        except OverflowError:
+            year = 0
+        if not MIN_YEAR <= year <= MAX_YEAR:
+            raise PayloadError(f"{name} {raw[:40]!r} is outside the years {MIN_YEAR}-{MAX_YEAR}", name)
+        return aware

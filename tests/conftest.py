@@ -22,7 +22,12 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(pytest.mark.skip(reason=reason))
 
 
+REPORT_LINES = pytest.StashKey[list]()
+
+
 def pytest_terminal_summary(terminalreporter):
+    for line in terminalreporter.config.stash.get(REPORT_LINES, []):
+        terminalreporter.write_line(line, bold=True)
     skipped = [r for r in terminalreporter.stats.get("skipped", []) if "needs MariaDB" in str(r.longrepr)]
     if skipped:
         terminalreporter.write_line(
@@ -52,3 +57,16 @@ def stopped_private_mariadb(tmp_path_factory):
     server.stop()
     yield server
     server.kill()
+
+@pytest.fixture(autouse=True)
+def _empty_cache():
+    """Each test starts with an empty cache: the wrong-token limit counts per client address in it."""
+    from django.core.cache import cache
+
+    cache.clear()
+
+
+@pytest.fixture
+def terminal_report(request):
+    """Adds a line to the end-of-run summary, for numbers a run must report (such as fuzz counts)."""
+    return request.config.stash.setdefault(REPORT_LINES, []).append

@@ -215,7 +215,7 @@ def test_mail_configuration_that_reaches_nobody_is_a_warning(settings, changes, 
 def test_configuration_errors_come_from_the_system_checks(settings):
     settings.STALE_AFTER_HOURS_BY_PARTNER = {"no-such-network": 5}
     code, output = check_health("--no-email")
-    assert code == 2 and "CRITICAL  configuration" in output and "epnhook.E003" in output
+    assert code == 2 and "CRITICAL  configuration" in output and "epnhook.E004" in output
     settings.STALE_AFTER_HOURS_BY_PARTNER = {}
     settings.WEBHOOK_TOKENS = []
     code, output = check_health("--no-email")

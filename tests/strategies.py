@@ -1,0 +1,176 @@
+"""Hypothesis strategies for hostile postbacks, shared by the parser and the endpoint fuzz tests.
+
+Values are built around the names of ParsedOrder's fields (which are the parameter names partners
+use), starting from a valid postback and breaking it: so that the fuzz reaches the success path as
+well as every rejection, rather than only ever failing at the first required field.
+"""
+
+import json
+from urllib.parse import quote_from_bytes, urlencode
+
+from hypothesis import strategies as st
+
+from partners.base import CURRENCIES, ORDER_STATUSES, ParsedOrder
+from partners.registry import PARTNERS
+from tests.factories import postback
+
+FIELD_NAMES = tuple(ParsedOrder.__dataclass_fields__)
+MONEY_FIELDS = ("revenue", "commission_fee")
+TIME_FIELDS = ("click_time", "time_of_order")
+IP_FIELDS = ("ip", "ipv6")
+STATUSES = tuple(sorted(set(ORDER_STATUSES).union(*(p.status_aliases for p in PARTNERS.values()))))
+
+# Any text Hypothesis can make, including controls, NUL, combining marks and astral characters.
+any_text = st.text(max_size=40) | st.text(st.characters(codec="utf-8"), min_size=250, max_size=300)
+
+numbers = st.one_of(
+    st.integers(min_value=-(10**40), max_value=10**40).map(str),
+    st.decimals(allow_nan=True, allow_infinity=True).map(str),
+    st.floats().map(repr),
+    st.from_regex(r"-?[0-9]{0,30}(\.[0-9]{0,15})?([eE][+-]?[0-9]{1,4})?", fullmatch=True),
+    st.sampled_from([
+        "NaN", "nan", "sNaN", "Infinity", "-Infinity", "inf", "1e999", "-0", "-1500", "0x10", "1_000", "١٢٣",
+        "1,5", "+5", "5.", ".5", "0.0000000001", "9" * 16, "9" * 15 + "." + "9" * 9, " 100 ", "1" * 5000,
+    ]),
+)
+
+
+def _timestamp(parts: tuple[int, int, int, int, int, int]) -> str:
+    return "{:04d}-{:02d}-{:02d} {:02d}:{:02d}:{:02d}".format(*parts)
+
+
+timestamps = st.one_of(
+    st.datetimes().map(lambda d: _timestamp((d.year, d.month, d.day, d.hour, d.minute, d.second))),
+    # Days, hours and seconds that do not exist (Feb 30, hour 24, year 0 ...).
+    st.tuples(*(st.integers(0, top) for top in (10000, 13, 32, 25, 61, 61))).map(_timestamp),
+    st.sampled_from([
+        "2024-02-30 10:00:00", "2023-02-29 00:00:00", "0000-00-00 00:00:00", "2024-01-01 24:00:00",
+        "2024-01-01T10:00:00", "2010-03-28 02:30:00", "2014-10-26 01:30:00", "0001-01-01 00:00:00",
+        "0999-12-31 23:59:59", "1000-01-01 00:00:00", "9999-12-31 23:59:59", "2024-1-1 1:1:1",
+    ]),
+    any_text,
+)
+
+ip_texts = st.one_of(
+    st.ip_addresses().map(str),
+    st.sampled_from([
+        "256.1.1.1", "1.2.3", "1.2.3.4.5", "01.2.3.4", "fe80::1%eth0", "fe80::1%" + "x" * 60, "::ffff:1.2.3.4",
+        "1.2.3.4/24", "::", "[::1]", "1.2.3.4:80", " 1.2.3.4 ", "::1::", "1.2.3.4, 5.6.7.8", "localhost",
+    ]),
+    any_text,
+)
+
+
+def value_for(name: str) -> st.SearchStrategy[str]:
+    if name in MONEY_FIELDS or name == "type_id":
+        return numbers
+    if name in TIME_FIELDS:
+        return timestamps
+    if name in IP_FIELDS:
+        return ip_texts
+    if name == "order_status":
+        return st.sampled_from(STATUSES) | st.sampled_from(STATUSES).map(str.upper) | any_text
+    if name == "currency":
+        return st.sampled_from(CURRENCIES) | any_text
+    return st.from_regex(r"[A-Za-z0-9_-]{1,20}", fullmatch=True) | any_text
+
+
+@st.composite
+def params(draw) -> dict[str, str]:
+    """A postback's parameters: a valid one with some fields broken, dropped or added."""
+    result = postback(uniq_id=f"U{draw(st.integers(0, 10**9))}",
+                      order_status=draw(st.sampled_from(ORDER_STATUSES)))
+    for name in draw(st.sets(st.sampled_from(FIELD_NAMES), max_size=6)):
+        result[name] = draw(value_for(name))
+    for name in draw(st.sets(st.sampled_from(FIELD_NAMES), max_size=2)):
+        result.pop(name, None)
+    result.update(draw(st.dictionaries(any_text, any_text, max_size=2)))
+    return result
+
+
+def _percent(data: bytes) -> str:
+    return quote_from_bytes(data, safe="=&")
+
+
+# Encoded forms of a parameter dict, as bytes on the wire (a query string or a form body).
+@st.composite
+def form_encoded(draw, values: dict[str, str] | None = None) -> bytes:
+    values = draw(params()) if values is None else values
+    kind = draw(st.sampled_from(["plain", "repeated-same", "repeated-different", "raw-bytes", "garbage"]))
+    if kind == "plain":
+        return urlencode(values).encode()
+    if kind == "repeated-same":
+        name = draw(st.sampled_from(sorted(values)))
+        return (urlencode(values) + "&" + urlencode({name: values[name]})).encode()
+    if kind == "repeated-different":
+        name = draw(st.sampled_from(FIELD_NAMES))
+        return (urlencode(values) + "&" + urlencode({name: draw(value_for(name))})).encode()
+    if kind == "raw-bytes":
+        # Percent-encoded bytes that may not be UTF-8 (%FF, a cut multi-byte sequence ...).
+        name = draw(st.sampled_from(FIELD_NAMES))
+        return (urlencode(values) + f"&{name}=" + _percent(draw(st.binary(max_size=30)))).encode()
+    return draw(st.binary(max_size=200) | st.sampled_from([b"&&&", b"=", b"==&=", b";;", b"%", b"%zz", b"a=%E2%82"]))
+
+
+@st.composite
+def json_bodies(draw, values: dict[str, str] | None = None) -> bytes:
+    values = draw(params()) if values is None else values
+    kind = draw(st.sampled_from(["object", "numbers", "duplicate", "nested", "not-object", "surrogate", "broken"]))
+    if kind == "object":
+        return json.dumps(values, ensure_ascii=draw(st.booleans())).encode()
+    if kind == "numbers":
+        # Amounts as JSON numbers and constants: 1e400, NaN, Infinity, -5, huge integers.
+        values = {**values, **{name: draw(st.floats() | st.integers()) for name in MONEY_FIELDS}}
+        return json.dumps(values, allow_nan=True).encode()
+    if kind == "duplicate":
+        name = draw(st.sampled_from(FIELD_NAMES))
+        text = json.dumps(values)[:-1] + f', "{name}": ' + json.dumps(draw(value_for(name))) + "}"
+        return text.encode()
+    if kind == "nested":
+        name = draw(st.sampled_from(FIELD_NAMES))
+        inner = draw(st.lists(st.integers()) | st.dictionaries(st.text(), st.text()))
+        return json.dumps({**values, name: inner}).encode()
+    if kind == "not-object":
+        document = draw(st.lists(st.text()) | st.text() | st.integers() | st.none() | st.booleans() | st.floats())
+        return json.dumps(document).encode()
+    if kind == "surrogate":
+        return b'{"click_id": "\\ud800", "order_number": "x", "order_status": "waiting"}'
+    return draw(st.sampled_from([b"{", b"[1,", b'{"a": }', b"\xff\xfe{}", b"[" * 5000, b"{}"]) | st.binary(max_size=50))
+
+
+@st.composite
+def multipart_bodies(draw, values: dict[str, str] | None = None) -> tuple[bytes, str]:
+    values = draw(params()) if values is None else values
+    boundary = draw(st.sampled_from(["BoUnDaRy", "x", "----abc123"]))
+    parts = []
+    for name, value in values.items():
+        disposition = f'form-data; name="{name}"'
+        if draw(st.integers(0, 20)) == 0:
+            disposition += '; filename="a.txt"'
+        part = f"--{boundary}\r\nContent-Disposition: {disposition}\r\n\r\n{value}\r\n"
+        parts.append(part.encode("utf-8", "replace"))
+    body = b"".join(parts) + f"--{boundary}--\r\n".encode()
+    if draw(st.booleans()):
+        body = body[: draw(st.integers(0, len(body)))]  # cut anywhere
+    declared = draw(st.sampled_from([boundary, "other", ""]))
+    return body, f"multipart/form-data; boundary={declared}" if declared else "multipart/form-data"
+
+
+CONTENT_TYPES = ("application/x-www-form-urlencoded", "application/json", "multipart/form-data", "text/plain",
+                 "application/xml", "application/octet-stream", "", "APPLICATION/JSON; charset=utf-8",
+                 "application/x-www-form-urlencoded; charset=windows-1251", "application/json;;;", "\x00/\x7f")
+
+
+@st.composite
+def bodies(draw, values: dict[str, str] | None = None) -> tuple[bytes, str]:
+    """A body and the content type it is sent with, which may be the wrong one."""
+    kind = draw(st.sampled_from(["form", "json", "multipart", "random", "empty"]))
+    if kind == "multipart":
+        return draw(multipart_bodies(values))
+    if kind in ("form", "json"):
+        body = draw((form_encoded if kind == "form" else json_bodies)(values))
+    else:
+        body = b"" if kind == "empty" else draw(st.binary(max_size=300))
+    right = {"form": "application/x-www-form-urlencoded", "json": "application/json"}.get(kind, "text/plain")
+    content_type = draw(st.just(right) | st.sampled_from(CONTENT_TYPES) | st.text(max_size=30))
+    return body, content_type

@@ -1,0 +1,125 @@
+"""Property tests: every registered parser, and the payload reader in front of them, on hostile input.
+
+A parser may only answer a ParsedOrder that the database can store as it is, or a PayloadError
+naming a field; anything else would be a 500 and a postback stored as an error instead of an order.
+"""
+
+import json
+from dataclasses import asdict
+from datetime import UTC
+from decimal import Decimal
+from urllib.parse import urlencode
+
+import pytest
+from hypothesis import HealthCheck, example, given, settings
+from hypothesis import strategies as st
+
+from orders.models import Order
+from orders.payload import payload_params
+from partners.base import (
+    CURRENCIES,
+    MAX_TEXT_LENGTH,
+    MONEY_DECIMAL_PLACES,
+    MONEY_INTEGER_DIGITS,
+    ORDER_STATUSES,
+    ParsedOrder,
+    PayloadError,
+)
+from partners.registry import PARTNERS
+from tests.factories import postback
+from tests.strategies import bodies, form_encoded, params
+
+partners = pytest.mark.parametrize("partner", list(PARTNERS.values()), ids=list(PARTNERS))
+fuzz = settings(max_examples=1000, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+light = settings(fuzz, max_examples=300)
+
+
+def assert_storable(parsed: ParsedOrder, slug: str) -> None:
+    """What the Order table will take without an error on MariaDB in strict mode."""
+    for name in ("uniq_id", "order_number", "click_id"):
+        value = getattr(parsed, name)
+        assert value and value == value.strip() and "\x00" not in value and len(value) <= MAX_TEXT_LENGTH
+    assert parsed.order_status in ORDER_STATUSES
+    assert parsed.currency in CURRENCIES
+    for name in ("revenue", "commission_fee"):
+        amount = getattr(parsed, name)
+        if amount is not None:
+            assert isinstance(amount, Decimal) and amount.is_finite() and amount >= 0
+            sign, digits, exponent = amount.as_tuple()
+            assert -exponent <= MONEY_DECIMAL_PLACES
+            assert len(digits) + min(exponent, 0) <= MONEY_INTEGER_DIGITS or amount == 0
+    for name in ("ip", "ipv6"):
+        address = getattr(parsed, name)
+        assert address is None or (len(address) <= 39 and "%" not in address)
+    for name in ("click_time", "time_of_order"):
+        moment = getattr(parsed, name)
+        if moment is not None:
+            assert moment.utcoffset() is not None
+            assert 1000 <= moment.astimezone(UTC).year <= 9999  # MariaDB DATETIME's range
+    # Django's own field validation: lengths, choices, decimal digits, IP syntax.
+    Order(partner=slug, **asdict(parsed)).clean_fields(exclude=["raw_payload"])
+
+
+# Inputs the fuzz once found to break storage, pinned so that every run tries them.
+@partners
+@fuzz
+@given(values=params())
+@example(values=postback(ip="fe80::1%eth0"))  # a zone id: not an address, and overflowed the column
+@example(values=postback(ipv6="fe80::1%" + "x" * 60))
+@example(values=postback(click_time="0001-01-01 00:00:00"))  # before year 1 in UTC: OverflowError
+@example(values=postback(time_of_order="0999-12-31 23:59:59"))  # before what MariaDB DATETIME holds
+def test_parser_answers_a_storable_order_or_a_payload_error(partner, values):
+    try:
+        parsed = partner.parse(values)
+    except PayloadError as error:
+        assert error.message and isinstance(error.message, str)
+        assert error.field is None or (isinstance(error.field, str) and len(error.field) <= 64)
+    else:
+        assert isinstance(parsed, ParsedOrder)
+        assert_storable(parsed, partner.slug)
+
+
+@fuzz
+@given(query=form_encoded(), body_and_type=bodies())
+def test_payload_reader_answers_flat_strings_or_a_payload_error(query, body_and_type):
+    body, content_type = body_and_type
+    try:
+        result = payload_params(query.decode("latin-1").encode("latin-1").decode("utf-8", "replace"), body,
+                                content_type)
+    except PayloadError as error:
+        assert error.message and (error.field is None or len(error.field) <= 64)
+    else:
+        for key, value in result.items():
+            assert isinstance(key, str) and isinstance(value, str)
+            key.encode("utf-8"), value.encode("utf-8")  # no lone surrogates reach the database
+
+
+# Any text a sender can put in a parameter, without the lone surrogates no encoding can carry.
+clean_params = st.dictionaries(st.text(st.characters(codec="utf-8"), min_size=1), st.text(st.characters(codec="utf-8")),
+                               max_size=8)
+
+
+@light
+@given(values=clean_params)
+def test_every_encoding_reads_back_the_same_parameters(values):
+    assert payload_params(urlencode(values), b"", "") == values
+    assert payload_params("", urlencode(values).encode(), "application/x-www-form-urlencoded") == values
+    assert payload_params("", json.dumps(values).encode(), "application/json") == values
+    half = len(values) // 2
+    items = list(values.items())
+    assert payload_params(urlencode(items[:half]), urlencode(items[half:]).encode(), "") == values
+
+
+@light
+@given(values=clean_params.filter(bool), other=st.text(st.characters(codec="utf-8")))
+def test_a_parameter_repeated_with_another_value_is_refused_in_every_encoding(values, other):
+    name, value = next(iter(values.items()))
+    if other == value:
+        other += "x"
+    twice = urlencode(values) + "&" + urlencode({name: other})
+    json_twice = json.dumps(values)[:-1] + ", " + json.dumps(name) + ": " + json.dumps(other) + "}"
+    for query, body, content_type in ((twice, b"", ""), ("", twice.encode(), ""),
+                                      ("", json_twice.encode(), "application/json")):
+        with pytest.raises(PayloadError) as caught:
+            payload_params(query, body, content_type)
+        assert "more than once" in caught.value.message
