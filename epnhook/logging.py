@@ -68,11 +68,12 @@ class ThrottledAdminEmailHandler(AdminEmailHandler):
     """Django's error emails, throttled like every other alert (a crash loop must not mail-bomb)."""
 
     def send_mail(self, subject, message, *args, **kwargs):
-        from orders.alerts import claim  # settings load this module before apps are ready
+        from orders.alerts import claim, in_background  # settings load this module before apps are ready
 
         suppressed = claim("unhandled-error")
         if suppressed is None:
             return
         if suppressed:
             message += f"\n\n{suppressed} more error email(s) were suppressed since the previous one."
-        super().send_mail(redact(subject), redact(message), *args, **kwargs)
+        # Like every alert, sent off the request thread: a hung mail server must not hold the 500.
+        in_background("alert-unhandled-error", super().send_mail, redact(subject), redact(message), *args, **kwargs)

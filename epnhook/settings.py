@@ -231,5 +231,10 @@ LOGGING = {
     "loggers": {
         "django.request": {"handlers": ["console", "mail_admins"], "level": "WARNING", "propagate": False},
         "django.server": {"handlers": ["console"], "level": "INFO", "propagate": False},
+        # Replaces Django's default "django" logger, whose stock AdminEmailHandler would email
+        # security errors unthrottled and with the request (and so the webhook token) attached.
+        "django": {"handlers": ["console", "mail_admins"], "level": "INFO", "propagate": False},
+        # A request with a wrong Host header is a scanner's noise, not something to wake anyone for.
+        "django.security.DisallowedHost": {"handlers": ["console"], "level": "ERROR", "propagate": False},
     },
 }

@@ -207,8 +207,13 @@ def _record_bug_and_raise(raw: RawRequest, error: Exception) -> NoReturn:
     """Keep the request of a failure that is our fault, so it can be replayed once fixed, then re-raise."""
     log.exception("unhandled error while storing a postback", extra={"partner": raw.partner})
     try:
-        _create_delivery(raw, Delivery.Outcome.ERROR, spool_id=None, error=f"{type(error).__name__}: {error}")
+        record_failure(raw, error)
     except Exception:
         log.exception("could not record the failed delivery; spooling it instead")
         spool.write(raw)
     raise error
+
+
+def record_failure(raw: RawRequest, error: Exception, *, spool_id: str | None = None) -> Delivery:
+    """Keep `raw` as an `error` delivery, so that it can be replayed once the failure is fixed."""
+    return _create_delivery(raw, Delivery.Outcome.ERROR, spool_id=spool_id, error=f"{type(error).__name__}: {error}")
