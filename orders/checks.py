@@ -36,3 +36,20 @@ def check_webhook_tokens(app_configs, **kwargs):
             problems.append(Error("The same webhook token is configured twice.", id="epnhook.E002"))
         seen.add(token)
     return problems
+
+
+@register()
+def check_ingest_deadline(app_configs, **kwargs):
+    from orders.ingest import longest_attempt
+
+    if settings.DATABASES["default"]["ENGINE"] != "django.db.backends.mysql":
+        return []
+    if longest_attempt() < settings.INGEST_DEADLINE:
+        return []
+    return [Warning(
+        f"A postback can take longer than INGEST_DEADLINE ({settings.INGEST_DEADLINE:g} s): one database "
+        f"attempt may last DATABASE_CONNECT_TIMEOUT + DATABASE_READ_TIMEOUT = {longest_attempt():g} s.",
+        hint="Keep DATABASE_CONNECT_TIMEOUT + DATABASE_READ_TIMEOUT below INGEST_DEADLINE (defaults: 1 + 3 < 5); "
+             "DATABASE_READ_TIMEOUT=0 is for a one-off migration only.",
+        id="epnhook.W010",
+    )]

@@ -95,8 +95,8 @@ def ingest(raw: RawRequest) -> IngestResult:
                 _record_bug_and_raise(raw, error)
             _discard_connection()
             pause = _backoff(attempt)
-            # Stop when another attempt (a pause, then a connect that may time out) would overrun.
-            out_of_time = time.monotonic() + pause + settings.DATABASE_CONNECT_TIMEOUT > deadline
+            # Stop when another attempt, if it took as long as one can, would overrun the deadline.
+            out_of_time = time.monotonic() + pause + longest_attempt() > deadline
             if kind != dberrors.TRANSIENT or attempt == settings.INGEST_ATTEMPTS or out_of_time:
                 return _spool(raw, error, kind, attempt)
             time.sleep(pause)
@@ -106,6 +106,13 @@ def ingest(raw: RawRequest) -> IngestResult:
             spool.drain_in_background_if_pending()
             return result
     raise AssertionError("unreachable: the loop returns on its last attempt")
+
+
+def longest_attempt() -> float:
+    """Seconds one database attempt can take before the driver gives up: a connect (a pooled
+    connection's health-check ping, then the reconnect) plus one read the server never answers."""
+    read = settings.DATABASE_READ_TIMEOUT or settings.INGEST_DEADLINE  # 0: no read limit at all
+    return settings.DATABASE_CONNECT_TIMEOUT + read
 
 
 def store(raw: RawRequest, *, spool_id: str | None = None) -> IngestResult:

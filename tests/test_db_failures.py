@@ -5,7 +5,9 @@ a private mariadbd that it kills with SIGKILL and restarts; the admins' mailbox 
 on loopback. The numbers that docs/DATABASE_ERROR_SCENARIOS.md quotes are printed (run with -s).
 """
 
+import os
 import random
+import signal
 import threading
 import time
 from collections import Counter
@@ -316,3 +318,27 @@ def test_unhandled_error_does_not_wait_for_a_hung_mail_server(up, narrow_column,
         time.sleep(MAIL_GRACE)
         assert silent.connections, "the error email was attempted"
         assert_no_token_anywhere(service)
+
+
+def test_frozen_server_answers_503_within_the_bound(up, tmp_path):
+    """mariadbd stops answering without closing its connections (SIGSTOP: a hung host or disk stall).
+    This is the case the read and connect timeouts exist for; a killed server refuses at once."""
+    with SmtpSink() as smtp, Service(production_env(up.url(), tmp_path, smtp.url()), tmp_path) as service:
+        # Warm both workers' pooled connections, so that the freeze hits a connection in use.
+        assert {service.postback(f"frozen-warm-{n}").status for n in range(6)} == {200}
+        os.kill(up.process.pid, signal.SIGSTOP)
+        try:
+            replies = send_once(service, [f"frozen-{n}" for n in range(4)], concurrency=4)
+        finally:
+            os.kill(up.process.pid, signal.SIGCONT)
+        assert Counter(reply.status for reply in replies) == {503: 4}
+        worst = max(reply.seconds for reply in replies)
+        assert worst <= BOUND
+        assert service.get("/health").status == 200
+        service.wait_for_empty_spool()
+        wait_for_mail(smtp, 1)
+        assert sorted(stored_orders(up, "frozen-")) == sorted(
+            [f"frozen-warm-{n}" for n in range(6)] + [f"frozen-{n}" for n in range(4)])
+        assert len(smtp.messages) == 1, smtp.subjects()
+        assert_no_token_anywhere(service, smtp)
+        print(f"\n[frozen server] worst 503 {worst:.2f}s, emails {len(smtp.messages)}")
