@@ -5,6 +5,7 @@ This is the only module that reads the environment. Every variable is listed, wi
 file named by ENV_FILE (default: `.env` beside manage.py). Bad values fail at start-up, loudly.
 """
 
+import importlib.util
 from pathlib import Path
 
 import environ
@@ -156,7 +157,14 @@ if EMAIL_URL.startswith("anymail://"):
     if not _esp:
         raise ImproperlyConfigured("EMAIL_URL anymail:// needs a provider, e.g. anymail://mailgun")
     EMAIL_BACKEND = f"anymail.backends.{_esp}.EmailBackend"
-    ANYMAIL = {"API_KEY": env.str("ANYMAIL_API_KEY", default="")}
+    # A misspelt provider would otherwise surface only when the first alert fails to send.
+    if importlib.util.find_spec(f"anymail.backends.{_esp}") is None:
+        raise ImproperlyConfigured(f"EMAIL_URL names {_esp!r}, which is not a django-anymail provider.")
+    # django-anymail reads a provider's key as <PROVIDER>_API_KEY (a bare API_KEY is ignored); providers
+    # whose credential has another name (e.g. POSTMARK_SERVER_TOKEN) take it from ANYMAIL_SETTINGS.
+    ANYMAIL = {}
+    if env.str("ANYMAIL_API_KEY", default=""):
+        ANYMAIL[f"{_esp.upper()}_API_KEY"] = env.str("ANYMAIL_API_KEY")
     for _extra in env.list("ANYMAIL_SETTINGS", default=[]):
         _key, _sep, _value = _extra.partition("=")
         ANYMAIL[_key.strip().upper()] = _value.strip()
