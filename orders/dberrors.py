@@ -36,8 +36,9 @@ CONFIGURATION_CODES = {
 ALERTS = {
     TRANSIENT: (
         "Database unavailable: postbacks are being spooled",
-        "The database did not answer postbacks. Each one is answered 503 and kept in the spool; "
-        "they are stored automatically once the database is back (or run: manage.py replay_webhook --spool).",
+        "The database did not answer postbacks. Each one is written to the local spool and answered "
+        "SPOOL_ACK_STATUS (503 by default); the spool is stored automatically once the database answers "
+        "again (the next stored postback or /health probe starts it).",
     ),
     CONFIGURATION: (
         "Database configuration error: postbacks are being spooled",

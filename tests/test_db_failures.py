@@ -342,3 +342,43 @@ def test_frozen_server_answers_503_within_the_bound(up, tmp_path):
         assert len(smtp.messages) == 1, smtp.subjects()
         assert_no_token_anywhere(service, smtp)
         print(f"\n[frozen server] worst 503 {worst:.2f}s, emails {len(smtp.messages)}")
+
+
+@pytest.mark.parametrize(("problem", "code"), [("unknown database", "1049"), ("wrong password", "1045")])
+def test_configuration_error_answers_503_at_once_and_says_what_to_fix(up, tmp_path, problem, code):
+    url = up.url("no_such_database") if problem == "unknown database" else \
+        up.url().replace("root@", "root:wrong-password@")
+    with SmtpSink() as smtp, Service(production_env(url, tmp_path, smtp.url()), tmp_path) as service:
+        reply = service.postback(f"config-{code}")
+        wait_for_mail(smtp, 1)
+        assert reply.status == 503 and reply.headers.get("Retry-After")
+        assert reply.seconds < 1.5, "a configuration error is not retried"
+        assert service.spool_backlog() == 1
+        assert service.get("/health").status == 503
+        assert len(smtp.messages) == 1 and "configuration error" in smtp.subjects()[0]
+        text = smtp.texts()[0]
+        assert code in text and "DATABASE_URL" in text
+        assert "wrong-password" not in text and "wrong-password" not in service.log()
+        assert_no_token_anywhere(service, smtp)
+        print(f"\n[configuration: {problem}] 503 after {reply.seconds:.2f}s, emails {len(smtp.messages)}")
+
+
+def test_read_only_server_spools_then_drains_when_writable_again(up, tmp_path):
+    """read_only (an operator's failover, a replica promoted late): error 1290, retried, then spooled."""
+    up.sql("CREATE USER IF NOT EXISTS 'epnhook'@'127.0.0.1' IDENTIFIED BY 'app-password'; "
+           "GRANT ALL ON epnhook.* TO 'epnhook'@'127.0.0.1'")  # as in production: no SUPER, so read_only binds
+    url = up.url().replace("root@", "epnhook:app-password@")
+    with SmtpSink() as smtp, Service(production_env(url, tmp_path, smtp.url()), tmp_path) as service:
+        up.sql("SET GLOBAL read_only = ON")
+        try:
+            reply = service.postback("readonly-1")
+        finally:
+            up.sql("SET GLOBAL read_only = OFF")
+        assert reply.status == 503 and reply.seconds <= BOUND
+        assert service.get("/health").status == 200
+        service.wait_for_empty_spool()
+        wait_for_mail(smtp, 1)
+        assert stored_orders(up, "readonly-") == ["readonly-1"]
+        assert len(smtp.messages) == 1 and "1290" in smtp.texts()[0]
+        assert_no_token_anywhere(service, smtp)
+        print(f"\n[read-only] 503 after {reply.seconds:.2f}s, emails {len(smtp.messages)}")
