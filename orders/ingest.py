@@ -7,7 +7,8 @@ Contract of `ingest(raw)`:
   differs as a conflict and never touching the Order;
 - a database failure is retried (transient errors only) with exponential backoff within
   INGEST_DEADLINE seconds; when that runs out the request is written durably to the spool,
-  the admins are alerted (throttled), and the result is `spooled`;
+  the admins are alerted (throttled), and the result is `spooled` (`unavailable`, with its own
+  alert, if the spool cannot be written either);
 - a bug of ours is recorded as an `error` Delivery (where the database allows) and re-raised.
 
 Views, the spool drain, replay and tests all call this module; nothing else writes orders.
@@ -39,6 +40,8 @@ log = logging.getLogger("epnhook.ingest")
 CONFLICT_FIELDS = ("revenue", "commission_fee", "currency")
 
 CREATED, DUPLICATE, INVALID, ERROR, SPOOLED = "created", "duplicate", "invalid", "error", "spooled"
+# Neither the database nor the spool could take the request: only the sender's retry can save it.
+UNAVAILABLE = "unavailable"
 
 
 @dataclass
@@ -193,8 +196,20 @@ def _discard_connection() -> None:
 
 
 def _spool(raw: RawRequest, error: DatabaseError, kind: str, attempts: int) -> IngestResult:
-    spool_id = spool.write(raw)
     description = dberrors.describe(error)
+    try:
+        spool_id = spool.write(raw)
+    except OSError as spool_error:
+        log.critical("database unavailable and the spool unwritable, request refused: %s; %s",
+                     description, spool_error, extra={"partner": raw.partner, "outcome": UNAVAILABLE})
+        alerts.alert(
+            "spool-unwritable",
+            "Database unavailable and the spool cannot be written: postbacks are being refused",
+            f"Postbacks are answered 503 and kept nowhere; only senders that retry will deliver them again.\n"
+            f"Fix the spool directory (disk space, permissions, SPOOL_DIR) and the database.\n\n"
+            f"Database error: {description}\nSpool error: {spool_error}",
+        )
+        return IngestResult(UNAVAILABLE, error=description)
     log.error(
         "database unavailable after %d attempt(s), request spooled as %s: %s",
         attempts, spool_id, description,

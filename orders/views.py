@@ -9,7 +9,7 @@ from django.http import JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 
 from . import spool
-from .ingest import CREATED, DUPLICATE, INVALID, SPOOLED, RawRequest, ingest
+from .ingest import CREATED, DUPLICATE, INVALID, SPOOLED, UNAVAILABLE, RawRequest, ingest
 from .tokens import partner_for_token
 
 log = logging.getLogger("epnhook.webhook")
@@ -70,6 +70,11 @@ def webhook(request, token):
         )
         response["Retry-After"] = str(RETRY_AFTER_SECONDS)
         return response
+    if result.outcome == UNAVAILABLE:
+        # Never SPOOL_ACK_STATUS here: nothing was kept, so the sender must retry.
+        response = JsonResponse({"status": UNAVAILABLE, "error": "database unavailable; retry later"}, status=503)
+        response["Retry-After"] = str(RETRY_AFTER_SECONDS)
+        return response
     raise AssertionError(f"unexpected ingest outcome {result.outcome!r}")
 
 
@@ -94,9 +99,6 @@ def health(request):
         with connection.cursor() as cursor:
             cursor.execute("SELECT 1")
         database = "ok"
-        # The container's probe calls this every few seconds: it drains the spool after an outage
-        # even when no sender retries and no new postback arrives.
-        spool.drain_in_background_if_pending()
     except DatabaseError:
         database = "error"
     body = {
@@ -105,4 +107,8 @@ def health(request):
         "database_ms": round((time.monotonic() - started) * 1000, 1),
         "spool_backlog": spool.backlog(),
     }
+    if database == "ok":
+        # The container's probe calls this every few seconds: it drains the spool after an outage
+        # even when no sender retries and no new postback arrives.
+        spool.drain_in_background_if_pending()
     return JsonResponse(body, status=200 if database == "ok" else 503)

@@ -39,3 +39,13 @@ def webhook_url():
 @pytest.fixture
 def on_mariadb():
     assert connection.vendor == "mysql"
+
+
+@pytest.fixture(autouse=True)
+def _alert_emails_land_in_their_own_test():
+    """Alerts and error emails are sent on background threads; finish them before the next test
+    starts, so that each test's mailbox holds only its own emails."""
+    yield
+    from orders import alerts
+
+    alerts.wait_for_pending()
