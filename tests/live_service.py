@@ -14,6 +14,7 @@ import threading
 import time
 import urllib.error
 import urllib.request
+from contextlib import contextmanager
 from dataclasses import dataclass
 from email import message_from_bytes, policy
 from pathlib import Path
@@ -192,11 +193,24 @@ class Service:
         directory = self.spool_dir / "quarantine"
         return sorted(path.name for path in directory.iterdir()) if directory.exists() else []
 
+    def drain_after_recovery(self) -> None:
+        """Probe /health as the container would (the database answers, so it starts the drain) and
+        wait until the spool is empty."""
+        assert self.get("/health").status == 200
+        self.wait_for_empty_spool()
+
     def wait_for_empty_spool(self, timeout: float = 60) -> None:
         deadline = time.monotonic() + timeout
         while self.spool_backlog() and time.monotonic() < deadline:
             time.sleep(0.2)
         assert self.spool_backlog() == 0, f"spool not drained:\n{self.log()[-3000:]}"
+
+
+@contextmanager
+def service_with_mailbox(database_url: str, var_dir: Path, **env: str):
+    """(Service, SmtpSink): the production service whose admins' mail goes to a loopback SMTP server."""
+    with SmtpSink() as smtp, Service(production_env(database_url, var_dir, smtp.url(), **env), var_dir) as service:
+        yield service, smtp
 
 
 def stored_orders(database, prefix: str) -> list[str]:

@@ -11,6 +11,7 @@ import signal
 import threading
 import time
 from collections import Counter
+from contextlib import nullcontext
 from itertools import count as counter
 
 import MySQLdb
@@ -24,6 +25,7 @@ from tests.live_service import (
     count,
     migrate,
     production_env,
+    service_with_mailbox,
     stored_orders,
 )
 from tests.mariadb_server import PrivateMariaDB, available, free_port
@@ -81,7 +83,7 @@ def test_kill_during_load_loses_nothing_and_doubles_nothing(up, tmp_path):
     """2,000 unique postbacks at concurrency 8; mariadbd is SIGKILLed mid-way and restarted ~5 s later."""
     total, concurrency = 2000, 8
     ids = [f"kill-{n:05d}" for n in range(total)]
-    with SmtpSink() as smtp, Service(production_env(up.url(), tmp_path, smtp.url()), tmp_path) as service:
+    with service_with_mailbox(up.url(), tmp_path) as (service, smtp):
         next_index, lock = counter(), threading.Lock()
         replies, acked = [], set()
 
@@ -131,6 +133,7 @@ def test_kill_during_load_loses_nothing_and_doubles_nothing(up, tmp_path):
         spooled = count(up, "SELECT COUNT(*) FROM epnhook.orders_delivery WHERE source = 'spool' "
                             "AND query_string LIKE '%uniq_id=kill-%'")
         assert spooled > 0, "the spool was never drained into deliveries"
+        assert "Traceback" not in service.log(), "an exception escaped a request or a drain thread"
         assert_no_token_anywhere(service, smtp)
         print(f"\n[kill during load] replies {dict(statuses)}, worst 503 {worst_503:.2f}s, "
               f"spooled deliveries drained {spooled}, emails {len(smtp.messages)}: {smtp.subjects()}")
@@ -139,31 +142,27 @@ def test_kill_during_load_loses_nothing_and_doubles_nothing(up, tmp_path):
 def test_sender_that_never_retries_is_stored_from_the_spool(up, tmp_path):
     """SPOOL_ACK_STATUS=202, the setting for such a network: 200 postbacks sent once, database down."""
     ids = [f"once-{n:04d}" for n in range(200)]
-    env = production_env(up.url(), tmp_path, "", SPOOL_ACK_STATUS="202")
-    with SmtpSink() as smtp:
-        env["EMAIL_URL"] = smtp.url()
-        with Service(env, tmp_path) as service:
-            up.kill()
-            replies = send_once(service, ids, concurrency=8)
-            health_down = service.get("/health")
-            up.start()
+    with service_with_mailbox(up.url(), tmp_path, SPOOL_ACK_STATUS="202") as (service, smtp):
+        up.kill()
+        replies = send_once(service, ids, concurrency=8)
+        health_down = service.get("/health")
+        up.start()
 
-            assert Counter(reply.status for reply in replies) == {202: 200}
-            assert max(reply.seconds for reply in replies) <= BOUND
-            assert health_down.status == 503 and b'"spool_backlog": 200' in health_down.body
-            # Nobody sends again: the container's health probe is what drains the spool.
-            assert service.get("/health").status == 200
-            service.wait_for_empty_spool()
-            wait_for_mail(smtp, 1)
+        assert Counter(reply.status for reply in replies) == {202: 200}
+        assert max(reply.seconds for reply in replies) <= BOUND
+        assert health_down.status == 503 and b'"spool_backlog": 200' in health_down.body
+        # Nobody sends again: the container's health probe is what drains the spool.
+        service.drain_after_recovery()
+        wait_for_mail(smtp, 1)
 
-            stored = stored_orders(up, "once-")
-            assert sorted(stored) == ids
-            assert count(up, "SELECT COUNT(*) FROM epnhook.orders_delivery WHERE source = 'spool'"
-                             " AND query_string LIKE '%uniq_id=once-%'") == 200
-            assert len(smtp.messages) == 1, smtp.subjects()
-            assert_no_token_anywhere(service, smtp)
-            print(f"\n[never retries] worst 202 {max(r.seconds for r in replies):.2f}s, "
-                  f"emails {len(smtp.messages)}: {smtp.subjects()}")
+        stored = stored_orders(up, "once-")
+        assert sorted(stored) == ids
+        assert count(up, "SELECT COUNT(*) FROM epnhook.orders_delivery WHERE source = 'spool'"
+                         " AND query_string LIKE '%uniq_id=once-%'") == 200
+        assert len(smtp.messages) == 1, smtp.subjects()
+        assert_no_token_anywhere(service, smtp)
+        print(f"\n[never retries] worst 202 {max(r.seconds for r in replies):.2f}s, "
+              f"emails {len(smtp.messages)}: {smtp.subjects()}")
 
 
 def send_once(service: Service, ids: list[str], concurrency: int) -> list:
@@ -191,7 +190,7 @@ def send_once(service: Service, ids: list[str], concurrency: int) -> list:
 def test_held_lock_answers_503_within_the_bound(up, tmp_path, lock_kind):
     """Another connection holds the lock the insert needs: 503 after the short lock waits, not 50 s."""
     uniq_id = f"lock-{lock_kind}"
-    with SmtpSink() as smtp, Service(production_env(up.url(), tmp_path, smtp.url()), tmp_path) as service:
+    with service_with_mailbox(up.url(), tmp_path) as (service, smtp):
         if lock_kind == "row":
             assert service.postback(uniq_id).status == 200  # the row whose lock the duplicate check needs
         holder = MySQLdb.connect(host="127.0.0.1", port=up.port, user="root", database="epnhook")
@@ -209,8 +208,7 @@ def test_held_lock_answers_503_within_the_bound(up, tmp_path, lock_kind):
         assert reply.status == 503, reply.body
         assert reply.seconds <= BOUND
         assert reply.headers.get("Retry-After")
-        assert service.get("/health").status == 200
-        service.wait_for_empty_spool()
+        service.drain_after_recovery()
         wait_for_mail(smtp, 1)
         assert stored_orders(up, uniq_id) == [uniq_id]
         assert count(up, f"SELECT COUNT(*) FROM epnhook.orders_delivery WHERE spool_id IS NOT NULL "
@@ -224,11 +222,8 @@ def test_held_lock_answers_503_within_the_bound(up, tmp_path, lock_kind):
 @pytest.mark.parametrize("mail", ["refused", "hanging"])
 def test_mail_server_down_during_the_outage_does_not_slow_answers(up, tmp_path, mail):
     ids = [f"mail-{mail}-{n:02d}" for n in range(16)]
-    silent = SilentSmtp() if mail == "hanging" else None
-    email_url = silent.url() if silent else f"smtp://127.0.0.1:{free_port()}"
-    try:
-        if silent:
-            silent.__enter__()
+    with SilentSmtp() if mail == "hanging" else nullcontext() as silent:
+        email_url = silent.url() if silent else f"smtp://127.0.0.1:{free_port()}"  # nobody listens there
         with Service(production_env(up.url(), tmp_path, email_url), tmp_path) as service:
             up.kill()
             replies = send_once(service, ids, concurrency=4)
@@ -238,19 +233,15 @@ def test_mail_server_down_during_the_outage_does_not_slow_answers(up, tmp_path, 
             assert worst <= BOUND
             time.sleep(MAIL_GRACE)  # EMAIL_TIMEOUT (3 s) runs out on the alert's thread
             assert "could not send the alert email" in service.log()
-            assert service.get("/health").status == 200
-            service.wait_for_empty_spool()
+            service.drain_after_recovery()
             assert sorted(stored_orders(up, f"mail-{mail}-")) == ids
             assert_no_token_anywhere(service)
             print(f"\n[mail {mail}] worst 503 {worst:.2f}s, emails 0 (the mail server was {mail})")
-    finally:
-        if silent:
-            silent.__exit__(None, None, None)
 
 
 def test_corrupt_spool_entry_is_quarantined_and_its_neighbours_stored(up, tmp_path):
     ids = ["corrupt-1", "corrupt-2", "corrupt-3"]
-    with SmtpSink() as smtp, Service(production_env(up.url(), tmp_path, smtp.url()), tmp_path) as service:
+    with service_with_mailbox(up.url(), tmp_path) as (service, smtp):
         up.kill()
         assert [service.postback(uniq_id).status for uniq_id in ids] == [503, 503, 503]
         entries = sorted((service.spool_dir / "incoming").glob("*.json"))
@@ -265,8 +256,7 @@ def test_corrupt_spool_entry_is_quarantined_and_its_neighbours_stored(up, tmp_pa
         os.utime(torn, (old, old))
         up.start()
 
-        assert service.get("/health").status == 200
-        service.wait_for_empty_spool()
+        service.drain_after_recovery()
         wait_for_mail(smtp, 2)
         assert sorted(stored_orders(up, "corrupt-")) == ["corrupt-1", "corrupt-3"]
         assert service.quarantined() == sorted([entries[1].name, torn.name])
@@ -289,7 +279,7 @@ def narrow_column(up):
 
 def test_unhandled_error_is_json_500_keeps_the_delivery_and_mails_once(up, narrow_column, tmp_path):
     """A bug is no database outage: JSON 500, the raw delivery kept, one (throttled) email, no token."""
-    with SmtpSink() as smtp, Service(production_env(up.url(), tmp_path, smtp.url()), tmp_path) as service:
+    with service_with_mailbox(up.url(), tmp_path) as (service, smtp):
         replies = [service.postback(f"bug-{n}", sub5="far too long") for n in range(3)]
         not_found = service.get(f"/webhook/{TOKEN}/no/such/page")
         bad_host = service.get(f"/webhook/{TOKEN}", headers={"Host": "evil.example"})
@@ -323,7 +313,7 @@ def test_unhandled_error_does_not_wait_for_a_hung_mail_server(up, narrow_column,
 def test_frozen_server_answers_503_within_the_bound(up, tmp_path):
     """mariadbd stops answering without closing its connections (SIGSTOP: a hung host or disk stall).
     This is the case the read and connect timeouts exist for; a killed server refuses at once."""
-    with SmtpSink() as smtp, Service(production_env(up.url(), tmp_path, smtp.url()), tmp_path) as service:
+    with service_with_mailbox(up.url(), tmp_path) as (service, smtp):
         # Warm both workers' pooled connections, so that the freeze hits a connection in use.
         assert {service.postback(f"frozen-warm-{n}").status for n in range(6)} == {200}
         os.kill(up.process.pid, signal.SIGSTOP)
@@ -334,8 +324,7 @@ def test_frozen_server_answers_503_within_the_bound(up, tmp_path):
         assert Counter(reply.status for reply in replies) == {503: 4}
         worst = max(reply.seconds for reply in replies)
         assert worst <= BOUND
-        assert service.get("/health").status == 200
-        service.wait_for_empty_spool()
+        service.drain_after_recovery()
         wait_for_mail(smtp, 1)
         assert sorted(stored_orders(up, "frozen-")) == sorted(
             [f"frozen-warm-{n}" for n in range(6)] + [f"frozen-{n}" for n in range(4)])
@@ -348,7 +337,7 @@ def test_frozen_server_answers_503_within_the_bound(up, tmp_path):
 def test_configuration_error_answers_503_at_once_and_says_what_to_fix(up, tmp_path, problem, code):
     url = up.url("no_such_database") if problem == "unknown database" else \
         up.url().replace("root@", "root:wrong-password@")
-    with SmtpSink() as smtp, Service(production_env(url, tmp_path, smtp.url()), tmp_path) as service:
+    with service_with_mailbox(url, tmp_path) as (service, smtp):
         reply = service.postback(f"config-{code}")
         wait_for_mail(smtp, 1)
         assert reply.status == 503 and reply.headers.get("Retry-After")
@@ -368,15 +357,14 @@ def test_read_only_server_spools_then_drains_when_writable_again(up, tmp_path):
     up.sql("CREATE USER IF NOT EXISTS 'epnhook'@'127.0.0.1' IDENTIFIED BY 'app-password'; "
            "GRANT ALL ON epnhook.* TO 'epnhook'@'127.0.0.1'")  # as in production: no SUPER, so read_only binds
     url = up.url().replace("root@", "epnhook:app-password@")
-    with SmtpSink() as smtp, Service(production_env(url, tmp_path, smtp.url()), tmp_path) as service:
+    with service_with_mailbox(url, tmp_path) as (service, smtp):
         up.sql("SET GLOBAL read_only = ON")
         try:
             reply = service.postback("readonly-1")
         finally:
             up.sql("SET GLOBAL read_only = OFF")
         assert reply.status == 503 and reply.seconds <= BOUND
-        assert service.get("/health").status == 200
-        service.wait_for_empty_spool()
+        service.drain_after_recovery()
         wait_for_mail(smtp, 1)
         assert stored_orders(up, "readonly-") == ["readonly-1"]
         assert len(smtp.messages) == 1 and "1290" in smtp.texts()[0]
