@@ -121,7 +121,7 @@ def drain(limit: int | None = None) -> DrainReport:
                 elif isinstance(error, DatabaseError) and dberrors.classify(error) is not None:
                     report.error = dberrors.describe(error)
                     break  # the database is failing again: the entry waits for the next drain
-                elif not _record_failure(raw, path, error, report):
+                elif not _keep_as_error_delivery(raw, path, error, report):
                     break
             else:
                 report.stored += 1
@@ -180,7 +180,7 @@ def _already_stored(entry_id: str) -> bool:
     return Delivery.objects.filter(spool_id=entry_id).exists()
 
 
-def _record_failure(raw, path: Path, error: Exception, report: DrainReport) -> bool:
+def _keep_as_error_delivery(raw, path: Path, error: Exception, report: DrainReport) -> bool:
     """An entry that fails through a bug of ours becomes an `error` delivery (kept for replay once the
     bug is fixed) instead of blocking every entry behind it. False if even that cannot be stored."""
     from . import alerts

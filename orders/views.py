@@ -64,18 +64,18 @@ def webhook(request, token):
     if result.outcome == INVALID:
         return json_error(400, result.error, field=result.field, delivery_id=result.delivery_id)
     if result.outcome == SPOOLED:
-        response = JsonResponse(
-            {"status": SPOOLED, "error": "database unavailable; the postback was saved and will be stored"},
-            status=settings.SPOOL_ACK_STATUS,
-        )
-        response["Retry-After"] = str(RETRY_AFTER_SECONDS)
-        return response
+        return _retry_later(SPOOLED, "database unavailable; the postback was saved and will be stored",
+                            settings.SPOOL_ACK_STATUS)
     if result.outcome == UNAVAILABLE:
         # Never SPOOL_ACK_STATUS here: nothing was kept, so the sender must retry.
-        response = JsonResponse({"status": UNAVAILABLE, "error": "database unavailable; retry later"}, status=503)
-        response["Retry-After"] = str(RETRY_AFTER_SECONDS)
-        return response
+        return _retry_later(UNAVAILABLE, "database unavailable; retry later", 503)
     raise AssertionError(f"unexpected ingest outcome {result.outcome!r}")
+
+
+def _retry_later(status: str, message: str, http_status: int) -> JsonResponse:
+    response = JsonResponse({"status": status, "error": message}, status=http_status)
+    response["Retry-After"] = str(RETRY_AFTER_SECONDS)
+    return response
 
 
 def _read_body(request) -> bytes | None:
