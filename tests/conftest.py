@@ -42,10 +42,12 @@ def on_mariadb():
 
 
 @pytest.fixture(autouse=True)
-def _alert_emails_land_in_their_own_test():
-    """Alerts and error emails are sent on background threads; finish them before the next test
-    starts, so that each test's mailbox holds only its own emails."""
+def _background_work_stays_in_its_own_test():
+    """Alert emails and spool drains run on background threads; finish them before the next test
+    starts, so that each test sees only its own emails and its own spool."""
     yield
-    from orders import alerts
+    from orders import alerts, spool
 
     alerts.wait_for_pending()
+    if spool._drain_thread is not None:
+        spool._drain_thread.join(10)
