@@ -42,8 +42,6 @@ def check_webhook_tokens(app_configs, **kwargs):
 def check_ingest_deadline(app_configs, **kwargs):
     from orders.ingest import longest_attempt
 
-    if settings.DATABASES["default"]["ENGINE"] != "django.db.backends.mysql":
-        return []
     if longest_attempt() < settings.INGEST_DEADLINE:
         return []
     return [Warning(
