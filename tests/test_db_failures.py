@@ -354,12 +354,18 @@ def test_configuration_error_answers_503_at_once_and_says_what_to_fix(up, tmp_pa
         print(f"\n[configuration: {problem}] 503 after {reply.seconds:.2f}s, emails {len(smtp.messages)}")
 
 
-def test_read_only_server_spools_then_drains_when_writable_again(up, tmp_path):
-    """read_only (an operator's failover, a replica promoted late): error 1290, retried, then spooled."""
+@pytest.fixture
+def app_user_url(up):
+    """DATABASE_URL of an application user as in production: no SUPER, so read_only and
+    max_connections bind it (root is exempt from both)."""
     up.sql("CREATE USER IF NOT EXISTS 'epnhook'@'127.0.0.1' IDENTIFIED BY 'app-password'; "
-           "GRANT ALL ON epnhook.* TO 'epnhook'@'127.0.0.1'")  # as in production: no SUPER, so read_only binds
-    url = up.url().replace("root@", "epnhook:app-password@")
-    with service_with_mailbox(url, tmp_path) as (service, smtp):
+           "GRANT ALL ON epnhook.* TO 'epnhook'@'127.0.0.1'")
+    return up.url().replace("root@", "epnhook:app-password@")
+
+
+def test_read_only_server_spools_then_drains_when_writable_again(up, app_user_url, tmp_path):
+    """read_only (an operator's failover, a replica promoted late): error 1290, retried, then spooled."""
+    with service_with_mailbox(app_user_url, tmp_path) as (service, smtp):
         up.sql("SET GLOBAL read_only = ON")
         try:
             reply = service.postback("readonly-1")
@@ -372,3 +378,29 @@ def test_read_only_server_spools_then_drains_when_writable_again(up, tmp_path):
         assert len(smtp.messages) == 1 and "1290" in smtp.texts()[0]
         assert_no_token_anywhere(service, smtp)
         print(f"\n[read-only] 503 after {reply.seconds:.2f}s, emails {len(smtp.messages)}")
+
+
+def test_too_many_connections_spools_then_drains(up, app_user_url, tmp_path):
+    """Every connection slot taken (error 1040): retried, then spooled; stored once a slot frees up."""
+    with service_with_mailbox(app_user_url, tmp_path) as (service, smtp):
+        assert service.postback("slots-0").status == 200
+        up.sql("SET GLOBAL max_connections = 10")  # MariaDB's minimum
+        up.sql("KILL USER epnhook")  # the workers' pooled connections, so that they must connect anew
+        holders = []
+        try:
+            with pytest.raises(MySQLdb.OperationalError, match="1040"):
+                for _ in range(20):  # take every slot, until the server says so
+                    holders.append(MySQLdb.connect(host="127.0.0.1", port=up.port, user="epnhook",
+                                                   password="app-password"))
+            reply = service.postback("slots-1")
+        finally:
+            for holder in holders:
+                holder.close()
+            up.sql("SET GLOBAL max_connections = 200")
+        assert reply.status == 503 and reply.seconds <= BOUND
+        service.drain_after_recovery()
+        wait_for_mail(smtp, 1)
+        assert sorted(stored_orders(up, "slots-")) == ["slots-0", "slots-1"]
+        assert len(smtp.messages) == 1 and "1040" in smtp.texts()[0]
+        assert_no_token_anywhere(service, smtp)
+        print(f"\n[too many connections] 503 after {reply.seconds:.2f}s, emails {len(smtp.messages)}")

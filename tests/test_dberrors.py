@@ -13,7 +13,8 @@ def wrapped(django_error, code: int, message: str):
     return error
 
 
-@pytest.mark.parametrize("code", [2002, 2003, 2006, 2013, 1040, 1205, 1213, 1290, 1836, 1792, 1021, 1114, 4031])
+@pytest.mark.parametrize(
+    "code", [2002, 2003, 2006, 2013, 1040, 1203, 1226, 1205, 1213, 1290, 1836, 1792, 1021, 1114, 4031])
 def test_transient_codes(code):
     assert dberrors.classify(wrapped(OperationalError, code, "x")) == dberrors.TRANSIENT
 
