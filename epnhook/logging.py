@@ -5,6 +5,7 @@ import logging
 import re
 
 from django.utils.log import AdminEmailHandler
+from django.views.debug import SafeExceptionReporterFilter
 
 # The token is the path segment after /webhook/; it must never reach a log line or an email.
 _WEBHOOK_PATH = re.compile(r"(/webhook/)[^/?#\s\"']+")
@@ -77,3 +78,11 @@ class ThrottledAdminEmailHandler(AdminEmailHandler):
             message += f"\n\n{suppressed} more error email(s) were suppressed since the previous one."
         # Like every alert, sent off the request thread: a hung mail server must not hold the 500.
         in_background("alert-unhandled-error", super().send_mail, redact(subject), redact(message), *args, **kwargs)
+
+
+class SafeReporterFilter(SafeExceptionReporterFilter):
+    """Django's filter for error reports (the settings dump in every 500 email), also hiding the
+    settings that carry credentials inside a URL: EMAIL_URL is smtp://user:password@host."""
+
+    hidden_settings = re.compile(SafeExceptionReporterFilter.hidden_settings.pattern + "|EMAIL_URL|DATABASE_URL",
+                                 flags=re.IGNORECASE)

@@ -175,6 +175,8 @@ EMAIL_TIMEOUT = env.int("EMAIL_TIMEOUT", default=3)
 DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="epnhook@localhost")
 SERVER_EMAIL = env.str("SERVER_EMAIL", default=DEFAULT_FROM_EMAIL)
 EMAIL_SUBJECT_PREFIX = env.str("EMAIL_SUBJECT_PREFIX", default="[epnhook] ")
+# The settings dump in 500 emails hides EMAIL_URL too (it carries the SMTP password).
+DEFAULT_EXCEPTION_REPORTER_FILTER = "epnhook.logging.SafeReporterFilter"
 
 # --- Internationalisation ------------------------------------------------------------------------
 LANGUAGE_CODE = env.str("LANGUAGE_CODE", default="ru")

@@ -30,6 +30,17 @@ def test_unhandled_errors_send_one_email_without_the_token(client, webhook_url, 
     assert TEST_TOKEN not in message and f"/webhook/{REDACTED}" in mailoutbox[0].subject
 
 
+def test_error_email_hides_the_mail_password(client, webhook_url, monkeypatch, mailoutbox, settings):
+    settings.EMAIL_URL = "smtp://alerts:s3cret-mail-pass@smtp.example.com:587"
+    monkeypatch.setattr(ingest_module, "save_order", lambda *args: 1 / 0)
+    client.raise_request_exception = False
+    client.get(webhook_url, postback())
+    alerts.wait_for_pending()
+    body = mailoutbox[0].body
+    assert "EMAIL_URL" in body and "s3cret-mail-pass" not in body
+    assert settings.SECRET_KEY not in body
+
+
 def test_suppressed_count_is_reported_by_the_next_email(client, webhook_url, monkeypatch, mailoutbox, settings):
     monkeypatch.setattr(ingest_module, "save_order", lambda *args: 1 / 0)
     client.raise_request_exception = False
