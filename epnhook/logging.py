@@ -5,6 +5,7 @@ import logging
 import re
 
 from django.utils.log import AdminEmailHandler
+from django.views.debug import SafeExceptionReporterFilter
 
 # The token is the path segment after /webhook/; it must never reach a log line or an email.
 _WEBHOOK_PATH = re.compile(r"(/webhook/)[^/?#\s\"']+")
@@ -68,11 +69,20 @@ class ThrottledAdminEmailHandler(AdminEmailHandler):
     """Django's error emails, throttled like every other alert (a crash loop must not mail-bomb)."""
 
     def send_mail(self, subject, message, *args, **kwargs):
-        from orders.alerts import claim  # settings load this module before apps are ready
+        from orders.alerts import claim, in_background  # settings load this module before apps are ready
 
         suppressed = claim("unhandled-error")
         if suppressed is None:
             return
         if suppressed:
             message += f"\n\n{suppressed} more error email(s) were suppressed since the previous one."
-        super().send_mail(redact(subject), redact(message), *args, **kwargs)
+        # Like every alert, sent off the request thread: a hung mail server must not hold the 500.
+        in_background("alert-unhandled-error", super().send_mail, redact(subject), redact(message), *args, **kwargs)
+
+
+class SafeReporterFilter(SafeExceptionReporterFilter):
+    """Django's filter for error reports (the settings dump in every 500 email), also hiding the
+    settings that carry credentials inside a URL: EMAIL_URL is smtp://user:password@host."""
+
+    hidden_settings = re.compile(SafeExceptionReporterFilter.hidden_settings.pattern + "|EMAIL_URL|DATABASE_URL",
+                                 flags=re.IGNORECASE)

@@ -5,6 +5,7 @@ This is the only module that reads the environment. Every variable is listed, wi
 file named by ENV_FILE (default: `.env` beside manage.py). Bad values fail at start-up, loudly.
 """
 
+import importlib.util
 import ipaddress
 import secrets
 import sys
@@ -92,8 +93,11 @@ _db = DATABASES["default"]
 # Timeouts are short on purpose: a postback request must answer (or spool) within INGEST_DEADLINE
 # seconds, so no single database wait may approach it. 0 means "no limit" for read/write, which an
 # operator sets for a long migration on a big table.
-DATABASE_CONNECT_TIMEOUT = env.int("DATABASE_CONNECT_TIMEOUT", default=2)
-DATABASE_READ_TIMEOUT = env.int("DATABASE_READ_TIMEOUT", default=4)
+# One attempt can take a connect plus one read the server never answers (measured with a frozen
+# mariadbd: the handshake is bounded by the connect timeout, a ping or query by the read timeout),
+# so 1 + 3 s leaves the 5 s bound room to spool and answer.
+DATABASE_CONNECT_TIMEOUT = env.int("DATABASE_CONNECT_TIMEOUT", default=1)
+DATABASE_READ_TIMEOUT = env.int("DATABASE_READ_TIMEOUT", default=3)
 DATABASE_LOCK_WAIT_TIMEOUT = env.int("DATABASE_LOCK_WAIT_TIMEOUT", default=2)
 if _db["ENGINE"] == "django.db.backends.mysql":
     _options = {
@@ -163,7 +167,14 @@ if EMAIL_URL.startswith("anymail://"):
     if not _esp:
         raise ImproperlyConfigured("EMAIL_URL anymail:// needs a provider, e.g. anymail://mailgun")
     EMAIL_BACKEND = f"anymail.backends.{_esp}.EmailBackend"
-    ANYMAIL = {"API_KEY": env.str("ANYMAIL_API_KEY", default="")}
+    # A misspelt provider would otherwise surface only when the first alert fails to send.
+    if importlib.util.find_spec(f"anymail.backends.{_esp}") is None:
+        raise ImproperlyConfigured(f"EMAIL_URL names {_esp!r}, which is not a django-anymail provider.")
+    # django-anymail reads a provider's key as <PROVIDER>_API_KEY (a bare API_KEY is ignored); providers
+    # whose credential has another name (e.g. POSTMARK_SERVER_TOKEN) take it from ANYMAIL_SETTINGS.
+    ANYMAIL = {}
+    if env.str("ANYMAIL_API_KEY", default=""):
+        ANYMAIL[f"{_esp.upper()}_API_KEY"] = env.str("ANYMAIL_API_KEY")
     for _extra in env.list("ANYMAIL_SETTINGS", default=[]):
         _key, _sep, _value = _extra.partition("=")
         ANYMAIL[_key.strip().upper()] = _value.strip()
@@ -174,6 +185,8 @@ EMAIL_TIMEOUT = env.int("EMAIL_TIMEOUT", default=3)
 DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="epnhook@localhost")
 SERVER_EMAIL = env.str("SERVER_EMAIL", default=DEFAULT_FROM_EMAIL)
 EMAIL_SUBJECT_PREFIX = env.str("EMAIL_SUBJECT_PREFIX", default="[epnhook] ")
+# The settings dump in 500 emails hides EMAIL_URL too (it carries the SMTP password).
+DEFAULT_EXCEPTION_REPORTER_FILTER = "epnhook.logging.SafeReporterFilter"
 
 # --- Internationalisation ------------------------------------------------------------------------
 LANGUAGE_CODE = env.str("LANGUAGE_CODE", default="ru")
@@ -242,6 +255,11 @@ LOGGING = {
     "loggers": {
         "django.request": {"handlers": ["console", "mail_admins"], "level": "WARNING", "propagate": False},
         "django.server": {"handlers": ["console"], "level": "INFO", "propagate": False},
+        # Replaces Django's default "django" logger, whose stock AdminEmailHandler would email
+        # security errors unthrottled and with the request (and so the webhook token) attached.
+        "django": {"handlers": ["console", "mail_admins"], "level": "INFO", "propagate": False},
+        # A request with a wrong Host header is a scanner's noise, not something to wake anyone for.
+        "django.security.DisallowedHost": {"handlers": ["console"], "level": "ERROR", "propagate": False},
     },
 }
 

@@ -36,9 +36,7 @@ def alert(kind: str, subject: str, message: str, *, background: bool = True) -> 
         message += f"\n\n{suppressed} more alert(s) of this kind were suppressed since the previous email."
     subject, message = redact(subject), redact(message)
     if background:
-        thread = threading.Thread(target=_send, args=(subject, message), name=f"alert-{kind}", daemon=True)
-        _pending.append(thread)
-        thread.start()
+        in_background(f"alert-{kind}", _send, subject, message)
     else:
         _send(subject, message)
     return True
@@ -60,6 +58,14 @@ def claim(kind: str) -> int | None:
         # Fail open: an alert that cannot be throttled is better than one that is never sent.
         log.exception("alert throttle state unavailable; sending %s unthrottled", kind)
         return 0
+
+
+def in_background(name: str, send, *args, **kwargs) -> None:
+    """Run `send` (an email) on a daemon thread, so that the request never waits for the mail server;
+    wait_for_pending() joins it."""
+    thread = threading.Thread(target=send, args=args, kwargs=kwargs, name=name, daemon=True)
+    _pending[:] = [*(pending for pending in _pending if pending.is_alive()), thread]
+    thread.start()
 
 
 def wait_for_pending(timeout: float = 10.0) -> None:

@@ -83,3 +83,18 @@ def check_per_partner_settings(app_configs, **kwargs):
         for partner in values
         if partner not in PARTNERS
     ]
+
+
+@register()
+def check_ingest_deadline(app_configs, **kwargs):
+    from orders.ingest import longest_attempt
+
+    if longest_attempt() < settings.INGEST_DEADLINE:
+        return []
+    return [Warning(
+        f"A postback can take longer than INGEST_DEADLINE ({settings.INGEST_DEADLINE:g} s): one database "
+        f"attempt may last DATABASE_CONNECT_TIMEOUT + DATABASE_READ_TIMEOUT = {longest_attempt():g} s.",
+        hint="Keep DATABASE_CONNECT_TIMEOUT + DATABASE_READ_TIMEOUT below INGEST_DEADLINE (defaults: 1 + 3 < 5); "
+             "DATABASE_READ_TIMEOUT=0 is for a one-off migration only.",
+        id="epnhook.W010",
+    )]

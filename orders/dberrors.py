@@ -13,8 +13,10 @@ TRANSIENT_CODES = {
     1040: "too many connections",
     1053: "server shutdown in progress",
     1114: "table is full",
+    1203: "too many connections for the user",
     1205: "lock wait timeout",
     1213: "deadlock",
+    1226: "user connection limit reached",
     1290: "server is read-only",
     1792: "read-only transaction",
     1836: "server is read-only",
@@ -36,8 +38,9 @@ CONFIGURATION_CODES = {
 ALERTS = {
     TRANSIENT: (
         "Database unavailable: postbacks are being spooled",
-        "The database did not answer postbacks. Each one is answered 503 and kept in the spool; "
-        "they are stored automatically once the database is back (or run: manage.py replay_webhook --spool).",
+        "The database did not answer postbacks. Each one is written to the local spool and answered "
+        "SPOOL_ACK_STATUS (503 by default); the spool is stored automatically once the database answers "
+        "again (the next stored postback or /health probe starts it).",
     ),
     CONFIGURATION: (
         "Database configuration error: postbacks are being spooled",

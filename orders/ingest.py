@@ -7,7 +7,8 @@ Contract of `ingest(raw)`:
   differs as a conflict and never touching the Order;
 - a database failure is retried (transient errors only) with exponential backoff within
   INGEST_DEADLINE seconds; when that runs out the request is written durably to the spool,
-  the admins are alerted (throttled), and the result is `spooled`;
+  the admins are alerted (throttled), and the result is `spooled` (`unavailable`, with its own
+  alert, if the spool cannot be written either);
 - a bug of ours is recorded as an `error` Delivery (where the database allows) and re-raised.
 
 Views, the spool drain, replay and tests all call this module; nothing else writes orders.
@@ -40,6 +41,8 @@ log = logging.getLogger("epnhook.ingest")
 CONFLICT_FIELDS = ("revenue", "commission_fee", "currency")
 
 CREATED, DUPLICATE, INVALID, ERROR, SPOOLED = "created", "duplicate", "invalid", "error", "spooled"
+# Neither the database nor the spool could take the request: only the sender's retry can save it.
+UNAVAILABLE = "unavailable"
 
 
 @dataclass
@@ -99,8 +102,8 @@ def ingest(raw: RawRequest) -> IngestResult:
                 _record_bug_and_raise(raw, error)
             _discard_connection()
             pause = _backoff(attempt)
-            # Stop when another attempt (a pause, then a connect that may time out) would overrun.
-            out_of_time = time.monotonic() + pause + settings.DATABASE_CONNECT_TIMEOUT > deadline
+            # Stop when another attempt, if it took as long as one can, would overrun the deadline.
+            out_of_time = time.monotonic() + pause + longest_attempt() > deadline
             if kind != dberrors.TRANSIENT or attempt == settings.INGEST_ATTEMPTS or out_of_time:
                 return _spool(raw, error, kind, attempt)
             time.sleep(pause)
@@ -110,6 +113,13 @@ def ingest(raw: RawRequest) -> IngestResult:
             spool.drain_in_background_if_pending()
             return result
     raise AssertionError("unreachable: the loop returns on its last attempt")
+
+
+def longest_attempt() -> float:
+    """Seconds one database attempt can take before the driver gives up: a connect (a pooled
+    connection's health-check ping, then the reconnect) plus one read the server never answers."""
+    read = settings.DATABASE_READ_TIMEOUT or settings.INGEST_DEADLINE  # 0: no read limit at all
+    return settings.DATABASE_CONNECT_TIMEOUT + read
 
 
 def store(raw: RawRequest, *, spool_id: str | None = None) -> IngestResult:
@@ -195,8 +205,20 @@ def _discard_connection() -> None:
 
 
 def _spool(raw: RawRequest, error: DatabaseError, kind: str, attempts: int) -> IngestResult:
-    spool_id = spool.write(raw)
     description = dberrors.describe(error)
+    try:
+        spool_id = spool.write(raw)
+    except OSError as spool_error:
+        log.critical("database unavailable and the spool unwritable, request refused: %s; %s",
+                     description, spool_error, extra={"partner": raw.partner, "outcome": UNAVAILABLE})
+        alerts.alert(
+            "spool-unwritable",
+            "Database unavailable and the spool cannot be written: postbacks are being refused",
+            f"Postbacks are answered 503 and kept nowhere; only senders that retry will deliver them again.\n"
+            f"Fix the spool directory (disk space, permissions, SPOOL_DIR) and the database.\n\n"
+            f"Database error: {description}\nSpool error: {spool_error}",
+        )
+        return IngestResult(UNAVAILABLE, error=description)
     log.error(
         "database unavailable after %d attempt(s), request spooled as %s: %s",
         attempts, spool_id, description,
@@ -216,8 +238,13 @@ def _record_bug_and_raise(raw: RawRequest, error: Exception) -> NoReturn:
     """Keep the request of a failure that is our fault, so it can be replayed once fixed, then re-raise."""
     log.exception("unhandled error while storing a postback", extra={"partner": raw.partner})
     try:
-        _create_delivery(raw, Delivery.Outcome.ERROR, spool_id=None, error=f"{type(error).__name__}: {error}")
+        record_failure(raw, error)
     except Exception:
         log.exception("could not record the failed delivery; spooling it instead")
         spool.write(raw)
     raise error
+
+
+def record_failure(raw: RawRequest, error: Exception, *, spool_id: str | None = None) -> Delivery:
+    """Keep `raw` as an `error` delivery, so that it can be replayed once the failure is fixed."""
+    return _create_delivery(raw, Delivery.Outcome.ERROR, spool_id=spool_id, error=f"{type(error).__name__}: {error}")

@@ -20,13 +20,18 @@ from pathlib import Path
 from django.conf import settings
 from django.db import DatabaseError, IntegrityError, connections
 
+from . import dberrors
+
 log = logging.getLogger("epnhook.spool")
 
-# How often (seconds) a worker that just stored a postback looks for a backlog to drain.
-_CHECK_INTERVAL = 10.0
+# A process starts at most one drain thread per this many seconds (another process may hold the
+# drain lock, or the database may fail again mid-drain; neither is worth a thread per request).
+_START_INTERVAL = 1.0
 # A temporary file this old was left by a crash mid-write; its sender never got a 2xx.
 _STALE_TMP_SECONDS = 3600
-_last_check = 0.0
+_last_start = float("-inf")
+_start_lock = threading.Lock()
+_drain_thread: threading.Thread | None = None
 
 
 def incoming_dir() -> Path:
@@ -72,6 +77,7 @@ class DrainReport:
     stored: int = 0
     already_stored: int = 0
     quarantined: int = 0
+    failed: int = 0
     remaining: int = 0
     outcomes: dict = field(default_factory=dict)
     error: str = ""
@@ -109,13 +115,14 @@ def drain(limit: int | None = None) -> DrainReport:
                     path.unlink(missing_ok=True)
                     continue
                 result = store(raw, spool_id=path.stem)
-            except IntegrityError:
-                if not _already_stored(path.stem):
-                    raise
-                report.already_stored += 1
-            except DatabaseError as error:
-                report.error = str(error)
-                break
+            except Exception as error:
+                if isinstance(error, IntegrityError) and _already_stored(path.stem):
+                    report.already_stored += 1  # stored by a drain that died before the unlink
+                elif isinstance(error, DatabaseError) and dberrors.classify(error) is not None:
+                    report.error = dberrors.describe(error)
+                    break  # the database is failing again: the entry waits for the next drain
+                elif not _keep_as_error_delivery(raw, path, error, report):
+                    break
             else:
                 report.stored += 1
                 report.outcomes[result.outcome] = report.outcomes.get(result.outcome, 0) + 1
@@ -125,23 +132,41 @@ def drain(limit: int | None = None) -> DrainReport:
 
 
 def drain_in_background_if_pending() -> None:
-    """Called after a successful write: if entries are waiting, drain them on a thread.
+    """Called whenever the database has just answered (a stored postback, a healthy /health): if
+    entries are waiting and this process is not draining already, drain them on a thread.
 
-    Looks at the directory at most every few seconds, so the happy path costs nothing.
+    No interval gates the first look after an outage, so the spool starts draining with the first
+    postback (or health probe) that succeeds. The look itself is one directory scan that stops at the
+    first entry, and a process starts at most one drain thread per _START_INTERVAL seconds.
     """
-    global _last_check
-    now = time.monotonic()
-    if now - _last_check < _CHECK_INTERVAL:
+    global _last_start, _drain_thread
+    if not _start_lock.acquire(blocking=False):
         return
-    _last_check = now
-    if pending():
-        threading.Thread(target=_drain_on_thread, name="spool-drain", daemon=True).start()
+    try:
+        now = time.monotonic()
+        if (_drain_thread is not None and _drain_thread.is_alive()) or now - _last_start < _START_INTERVAL:
+            return
+        if not _has_pending():
+            return
+        _last_start = now
+        _drain_thread = threading.Thread(target=_drain_on_thread, name="spool-drain", daemon=True)
+        _drain_thread.start()
+    finally:
+        _start_lock.release()
+
+
+def _has_pending() -> bool:
+    try:
+        with os.scandir(incoming_dir()) as entries:
+            return any(entry.name.endswith(".json") for entry in entries)
+    except FileNotFoundError:
+        return False
 
 
 def _drain_on_thread() -> None:
     try:
         report = drain()
-        if report.stored or report.quarantined:
+        if report.stored or report.quarantined or report.failed or report.error:
             log.info("spool drained: %s", report)
     except Exception:
         log.exception("spool drain failed")
@@ -153,6 +178,28 @@ def _already_stored(entry_id: str) -> bool:
     from .models import Delivery
 
     return Delivery.objects.filter(spool_id=entry_id).exists()
+
+
+def _keep_as_error_delivery(raw, path: Path, error: Exception, report: DrainReport) -> bool:
+    """An entry that fails through a bug of ours becomes an `error` delivery (kept for replay once the
+    bug is fixed) instead of blocking every entry behind it. False if even that cannot be stored."""
+    from . import alerts
+    from .ingest import record_failure
+
+    log.error("spool entry %s could not be stored: %s", path.name, error, exc_info=error)
+    try:
+        record_failure(raw, error, spool_id=path.stem)
+    except Exception as second:
+        report.error = f"{type(second).__name__}: {second}"
+        return False
+    report.failed += 1
+    alerts.alert(
+        "spool-error",
+        "A spooled postback failed with an error and was kept as an error delivery",
+        f"Entry {path.name} raised {type(error).__name__}: {error}\n"
+        "It is stored as a delivery with outcome 'error'; replay it once the cause is fixed.",
+    )
+    return True
 
 
 def _quarantine(path: Path, reason: str, report: DrainReport) -> None:

@@ -11,7 +11,7 @@ from django.views.decorators.debug import sensitive_variables
 
 from . import spool
 from .clientip import address_allowed, client_ip
-from .ingest import CREATED, DUPLICATE, INVALID, SPOOLED, RawRequest, ingest
+from .ingest import CREATED, DUPLICATE, INVALID, SPOOLED, UNAVAILABLE, RawRequest, ingest
 from .tokens import partner_for_token, seconds_left_in_window, wrong_token_over_limit
 
 log = logging.getLogger("epnhook.webhook")
@@ -81,13 +81,18 @@ def webhook(request, token):
     if result.outcome == INVALID:
         return json_error(400, result.error, field=result.field, delivery_id=result.delivery_id)
     if result.outcome == SPOOLED:
-        response = JsonResponse(
-            {"status": SPOOLED, "error": "database unavailable; the postback was saved and will be stored"},
-            status=settings.SPOOL_ACK_STATUS,
-        )
-        response["Retry-After"] = str(RETRY_AFTER_SECONDS)
-        return response
+        return _retry_later(SPOOLED, "database unavailable; the postback was saved and will be stored",
+                            settings.SPOOL_ACK_STATUS)
+    if result.outcome == UNAVAILABLE:
+        # Never SPOOL_ACK_STATUS here: nothing was kept, so the sender must retry.
+        return _retry_later(UNAVAILABLE, "database unavailable; retry later", 503)
     raise AssertionError(f"unexpected ingest outcome {result.outcome!r}")
+
+
+def _retry_later(status: str, message: str, http_status: int) -> JsonResponse:
+    response = JsonResponse({"status": status, "error": message}, status=http_status)
+    response["Retry-After"] = str(RETRY_AFTER_SECONDS)
+    return response
 
 
 def _read_body(request) -> bytes | None:
@@ -118,7 +123,8 @@ def _chunked(request) -> bool:
 
 
 def health(request):
-    """200 when the database answers, 503 when it does not; never reveals configuration."""
+    """200 when the database answers, 503 when it does not, with the spool backlog either way; never
+    reveals configuration."""
     started = time.monotonic()
     try:
         with connection.cursor() as cursor:
@@ -132,4 +138,8 @@ def health(request):
         "database_ms": round((time.monotonic() - started) * 1000, 1),
         "spool_backlog": spool.backlog(),
     }
+    if database == "ok":
+        # The container's probe calls this every few seconds: it drains the spool after an outage
+        # even when no sender retries and no new postback arrives.
+        spool.drain_in_background_if_pending()
     return JsonResponse(body, status=200 if database == "ok" else 503)

@@ -70,3 +70,15 @@ def _empty_cache():
 def terminal_report(request):
     """Adds a line to the end-of-run summary, for numbers a run must report (such as fuzz counts)."""
     return request.config.stash.setdefault(REPORT_LINES, []).append
+
+
+@pytest.fixture(autouse=True)
+def _background_work_stays_in_its_own_test():
+    """Alert emails and spool drains run on background threads; finish them before the next test
+    starts, so that each test sees only its own emails and its own spool."""
+    yield
+    from orders import alerts, spool
+
+    alerts.wait_for_pending()
+    if spool._drain_thread is not None:
+        spool._drain_thread.join(10)

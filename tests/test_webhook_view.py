@@ -126,3 +126,24 @@ def test_unhandled_error_is_json_500_and_recorded(client, webhook_url, monkeypat
     response = client.get(webhook_url, postback())
     assert response.status_code == 500 and "error" in response.json()
     assert Delivery.objects.get().outcome == "error"
+
+
+def test_unwritable_spool_while_the_database_is_down_is_503_even_with_202_ack(
+        client, webhook_url, monkeypatch, settings, tmp_path, mailoutbox):
+    from django.db import OperationalError
+
+    from orders import alerts, ingest
+
+    def down(raw):
+        raise OperationalError(2003, "Can't connect to server")
+
+    monkeypatch.setattr(ingest, "store", down)
+    (tmp_path / "not-a-directory").write_text("")
+    settings.SPOOL_DIR = tmp_path / "not-a-directory" / "spool"
+    settings.ALERT_STATE_DIR = tmp_path / "alerts"
+    settings.SPOOL_ACK_STATUS = 202
+    response = client.get(webhook_url, postback())
+    alerts.wait_for_pending()
+    assert response.status_code == 503 and response["Retry-After"]
+    assert response.json()["status"] == "unavailable"
+    assert len(mailoutbox) == 1 and "spool cannot be written" in mailoutbox[0].subject

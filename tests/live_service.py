@@ -1,0 +1,223 @@
+"""The service as it runs in production, for tests that break its surroundings.
+
+`Service` is gunicorn started with the project's gunicorn.conf.py and the production settings module
+(not tests.settings), talking to a `PrivateMariaDB` the test may kill, and mailing the admins through
+a real SMTP server on loopback (`SmtpSink`, aiosmtpd) or a server that never answers (`SilentSmtp`).
+"""
+
+import logging
+import os
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+from contextlib import contextmanager
+from dataclasses import dataclass
+from email import message_from_bytes, policy
+from pathlib import Path
+from urllib.parse import urlencode
+
+from aiosmtpd.controller import Controller
+
+from tests.mariadb_server import free_port
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+logging.getLogger("mail.log").setLevel(logging.WARNING)  # aiosmtpd logs every SMTP command
+TOKEN = "live-token-0123456789abcdefghijklmnopqrstuvwxyzABCDEF"
+
+
+class SmtpSink:
+    """A real SMTP server on loopback that keeps every message it receives."""
+
+    def __init__(self):
+        self.port = free_port()
+        self.messages = []
+        self._lock = threading.Lock()
+        self._controller = Controller(self, hostname="127.0.0.1", port=self.port)
+
+    async def handle_DATA(self, server, session, envelope):  # noqa: N802 (aiosmtpd's hook name)
+        message = message_from_bytes(envelope.original_content or envelope.content, policy=policy.default)
+        with self._lock:
+            self.messages.append(message)
+        return "250 OK"
+
+    def url(self) -> str:
+        return f"smtp://127.0.0.1:{self.port}"
+
+    def subjects(self) -> list[str]:
+        with self._lock:
+            return [str(message["Subject"]) for message in self.messages]
+
+    def texts(self) -> list[str]:
+        """Each message as a reader sees it: headers, then every text part decoded."""
+        with self._lock:
+            messages = list(self.messages)
+        return ["\n".join([*(f"{name}: {value}" for name, value in message.items()),
+                           *(part.get_content() for part in message.walk() if part.get_content_maintype() == "text")])
+                for message in messages]
+
+    def __enter__(self):
+        self._controller.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._controller.stop()
+
+
+class SilentSmtp:
+    """Accepts TCP connections and never says a word: a hung mail server."""
+
+    def __init__(self):
+        self._socket = socket.create_server(("127.0.0.1", 0))
+        self.port = self._socket.getsockname()[1]
+        self.connections = []
+        self._thread = threading.Thread(target=self._accept, daemon=True)
+
+    def _accept(self):
+        while True:
+            try:
+                connection, _ = self._socket.accept()
+            except OSError:
+                return
+            self.connections.append(connection)
+
+    def url(self) -> str:
+        return f"smtp://127.0.0.1:{self.port}"
+
+    def __enter__(self):
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._socket.close()
+        for connection in self.connections:
+            connection.close()
+
+
+def production_env(database_url: str, var_dir: Path, email_url: str, **extra: str) -> dict:
+    """The environment of a production process: production settings, nothing inherited from the tests."""
+    return {
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        "HOME": os.environ.get("HOME", "/tmp"),
+        "LANG": "C.UTF-8",
+        "ENV_FILE": "",
+        "DJANGO_SETTINGS_MODULE": "epnhook.settings",
+        "SECRET_KEY": "live-test-secret-key-not-for-production-0123456789",
+        "DATABASE_URL": database_url,
+        "ALLOWED_HOSTS": "127.0.0.1,localhost",
+        "SECURE_SSL_REDIRECT": "False",
+        "WEBHOOK_SECRET_TOKEN": TOKEN,
+        "ADMINS": "Ops <ops@example.com>",
+        "EMAIL_URL": email_url,
+        "SPOOL_DIR": str(var_dir / "spool"),
+        "ALERT_STATE_DIR": str(var_dir / "alerts"),
+        "LANGUAGE_CODE": "en",
+        **extra,
+    }
+
+
+def migrate(env: dict) -> None:
+    subprocess.run([sys.executable, "manage.py", "migrate", "--noinput"], cwd=BASE_DIR, env=env, check=True,
+                   capture_output=True)
+
+
+@dataclass
+class Reply:
+    status: int  # 0: no HTTP answer at all (connection refused or reset)
+    seconds: float
+    body: bytes = b""
+    headers: dict | None = None
+
+
+class Service:
+    """gunicorn with the project's gunicorn.conf.py; its whole output is kept in `log_path`."""
+
+    def __init__(self, env: dict, var_dir: Path, workers: int = 2):
+        self.port = free_port()
+        self.var_dir = var_dir
+        self.spool_dir = Path(env["SPOOL_DIR"])
+        self.env = {**env, "GUNICORN_BIND": f"127.0.0.1:{self.port}", "WEB_CONCURRENCY": str(workers)}
+        self.log_path = var_dir / "gunicorn.log"
+        self.process: subprocess.Popen | None = None
+
+    def __enter__(self):
+        self.var_dir.mkdir(parents=True, exist_ok=True)
+        with open(self.log_path, "ab") as log:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", "epnhook.wsgi"],
+                cwd=BASE_DIR, env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+            )
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            assert self.process.poll() is None, f"gunicorn exited early:\n{self.log()}"
+            if self.get("/health").status in (200, 503):
+                return self
+            time.sleep(0.2)
+        raise TimeoutError(f"gunicorn did not answer:\n{self.log()}")
+
+    def __exit__(self, *exc):
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(20)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def get(self, path: str, timeout: float = 30, headers: dict | None = None) -> Reply:
+        started = time.monotonic()
+        request = urllib.request.Request(f"http://127.0.0.1:{self.port}{path}", headers=headers or {})
+        try:
+            with urllib.request.urlopen(request, timeout=timeout) as response:
+                return Reply(response.status, time.monotonic() - started, response.read(), dict(response.headers))
+        except urllib.error.HTTPError as error:
+            return Reply(error.code, time.monotonic() - started, error.read(), dict(error.headers))
+        except OSError:
+            return Reply(0, time.monotonic() - started)
+
+    def postback(self, uniq_id: str, **params: str) -> Reply:
+        query = urlencode({"click_id": "7", "order_number": f"N-{uniq_id}", "uniq_id": uniq_id,
+                           "order_status": "waiting", "revenue": "100.50", "commission_fee": "7.25", **params})
+        return self.get(f"/webhook/{TOKEN}?{query}")
+
+    def spool_backlog(self) -> int:
+        return len(list((self.spool_dir / "incoming").glob("*.json")))
+
+    def quarantined(self) -> list[str]:
+        directory = self.spool_dir / "quarantine"
+        return sorted(path.name for path in directory.iterdir()) if directory.exists() else []
+
+    def drain_after_recovery(self) -> None:
+        """Probe /health as the container would (the database answers, so it starts the drain) and
+        wait until the spool is empty."""
+        assert self.get("/health").status == 200
+        self.wait_for_empty_spool()
+
+    def wait_for_empty_spool(self, timeout: float = 60) -> None:
+        deadline = time.monotonic() + timeout
+        while self.spool_backlog() and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert self.spool_backlog() == 0, f"spool not drained:\n{self.log()[-3000:]}"
+
+
+@contextmanager
+def service_with_mailbox(database_url: str, var_dir: Path, **env: str):
+    """(Service, SmtpSink): the production service whose admins' mail goes to a loopback SMTP server."""
+    with SmtpSink() as smtp, Service(production_env(database_url, var_dir, smtp.url(), **env), var_dir) as service:
+        yield service, smtp
+
+
+def stored_orders(database, prefix: str) -> list[str]:
+    """uniq_id of every stored order whose uniq_id starts with `prefix`, repeats included."""
+    output = database.sql(f"SELECT uniq_id FROM epnhook.orders_order WHERE uniq_id LIKE '{prefix}%'")
+    return output.split()
+
+
+def count(database, statement: str) -> int:
+    return int(database.sql(statement).strip())

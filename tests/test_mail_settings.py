@@ -1,0 +1,89 @@
+"""EMAIL_URL: one setting switches the admins' mail between plain SMTP and a django-anymail provider.
+
+Each case starts a fresh process with the production settings module and a given environment, so
+what is tested is the switch itself, down to a message arriving: at a real SMTP server on loopback,
+or at a loopback stand-in for the provider's HTTP API (the real one is on the internet).
+"""
+
+import base64
+import json
+import subprocess
+import sys
+import threading
+from http.server import BaseHTTPRequestHandler, HTTPServer
+from urllib.parse import parse_qs
+
+import pytest
+
+from tests.live_service import BASE_DIR, SmtpSink, production_env
+
+SEND_ONE_ALERT = (
+    "import django; django.setup()\n"
+    "from django.conf import settings\n"
+    "from orders.alerts import alert, wait_for_pending\n"
+    "print(settings.EMAIL_BACKEND, settings.EMAIL_TIMEOUT)\n"
+    "alert('mail-settings-test', 'Mail switch test', 'body of the test alert')\n"
+    "wait_for_pending()\n"
+)
+
+
+def run_django(tmp_path, email_url: str, code: str = SEND_ONE_ALERT, **extra: str) -> subprocess.CompletedProcess:
+    env = production_env("sqlite:///" + str(tmp_path / "db.sqlite3"), tmp_path, email_url, **extra)
+    return subprocess.run([sys.executable, "-c", code], cwd=BASE_DIR, env=env, capture_output=True, text=True,
+                          timeout=60)
+
+
+def test_smtp_url_sends_through_the_smtp_server(tmp_path):
+    with SmtpSink() as smtp:
+        result = run_django(tmp_path, smtp.url(), EMAIL_TIMEOUT="2")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["django.core.mail.backends.smtp.EmailBackend", "2"]
+    assert smtp.subjects() == ["[epnhook] Mail switch test"]
+    assert "body of the test alert" in smtp.texts()[0]
+
+
+class _ProviderApi(BaseHTTPRequestHandler):
+    received: list = []
+
+    def do_POST(self):  # noqa: N802 (http.server's hook name)
+        body = self.rfile.read(int(self.headers["Content-Length"]))
+        self.received.append((self.path, self.headers.get("Authorization", ""), parse_qs(body.decode())))
+        answer = json.dumps({"id": "<test-message@mg.example.com>", "message": "Queued. Thank you."}).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(answer)))
+        self.end_headers()
+        self.wfile.write(answer)
+
+    def log_message(self, *args):
+        pass
+
+
+def test_anymail_url_sends_through_the_provider_api(tmp_path):
+    server = HTTPServer(("127.0.0.1", 0), _ProviderApi)
+    _ProviderApi.received = []
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        result = run_django(
+            tmp_path, "anymail://mailgun", ANYMAIL_API_KEY="key-test",
+            ANYMAIL_SETTINGS=f"MAILGUN_API_URL=http://127.0.0.1:{server.server_port}/v3,"
+                             "MAILGUN_SENDER_DOMAIN=mg.example.com",
+        )
+    finally:
+        server.shutdown()
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split()[0] == "anymail.backends.mailgun.EmailBackend"
+    assert len(_ProviderApi.received) == 1, result.stderr
+    path, authorization, body = _ProviderApi.received[0]
+    assert path == "/v3/mg.example.com/messages"
+    assert authorization == "Basic " + base64.b64encode(b"api:key-test").decode()
+    assert body["subject"] == ["[epnhook] Mail switch test"] and body["to"] == ["ops@example.com"]
+    assert body["text"] == ["body of the test alert"]
+
+
+@pytest.mark.parametrize("email_url", ["anymail://", "anymail://no-such-provider"])
+def test_bad_anymail_url_fails_at_start(tmp_path, email_url):
+    result = run_django(tmp_path, email_url, code="import django; django.setup()")
+    assert result.returncode != 0
+    assert "ImproperlyConfigured" in result.stderr and "EMAIL_URL" in result.stderr

@@ -1,0 +1,132 @@
+"""The spool and its drain, called directly (tests/test_db_failures.py runs them under gunicorn)."""
+
+import fcntl
+import os
+import time
+
+import pytest
+from django.db import OperationalError
+
+from orders import alerts, spool
+from orders import ingest as ingest_module
+from orders.ingest import ingest
+from orders.models import Delivery, Order
+from tests.factories import raw_get
+
+
+@pytest.fixture(autouse=True)
+def own_dirs(settings, tmp_path):
+    """A fresh spool and a fresh alert throttle for each test."""
+    settings.SPOOL_DIR = tmp_path / "spool"
+    settings.ALERT_STATE_DIR = tmp_path / "alerts"
+
+
+def spooled(*uniq_ids: str) -> list[str]:
+    return [spool.write(raw_get(uniq_id=uniq_id)) for uniq_id in uniq_ids]
+
+
+@pytest.mark.django_db
+def test_entry_is_written_whole_and_private():
+    (entry,) = spooled("A")
+    path = spool.incoming_dir() / f"{entry}.json"
+    assert path.stat().st_mode & 0o777 == 0o600
+    assert not list(spool.incoming_dir().glob(".*.tmp"))
+    assert spool.backlog() == 1
+
+
+@pytest.mark.django_db
+def test_sender_retry_stored_first_then_drain_stores_no_second_order(monkeypatch):
+    monkeypatch.setattr(spool, "drain_in_background_if_pending", lambda: None)  # this test drains itself
+    spooled("A")
+    assert ingest(raw_get(uniq_id="A")).outcome == "created"  # the network's own retry won the race
+    report = spool.drain()
+    assert report.stored == 1 and report.outcomes == {"duplicate": 1}
+    assert Order.objects.count() == 1
+    assert list(Delivery.objects.order_by("pk").values_list("source", "outcome")) == [
+        ("http", "created"), ("spool", "duplicate")]
+
+
+@pytest.mark.django_db
+def test_corrupt_entry_is_quarantined_with_an_alert_and_its_neighbours_stored(mailoutbox):
+    first, middle, last = spooled("A", "B", "C")
+    (spool.incoming_dir() / f"{middle}.json").write_bytes(b'{"partner": "epn_bz", "meth')
+    report = spool.drain()
+    alerts.wait_for_pending()
+    assert (report.stored, report.quarantined, report.remaining) == (2, 1, 0)
+    assert sorted(Order.objects.values_list("uniq_id", flat=True)) == ["A", "C"]
+    assert [path.name for path in spool.quarantine_dir().iterdir()] == [f"{middle}.json"]
+    assert len(mailoutbox) == 1 and "quarantined" in mailoutbox[0].subject
+
+
+@pytest.mark.django_db
+def test_stale_temporary_file_is_quarantined_but_a_fresh_one_left_alone():
+    spooled("A")
+    stale = spool.incoming_dir() / ".1-stale.tmp"
+    fresh = spool.incoming_dir() / ".2-fresh.tmp"
+    for path in (stale, fresh):
+        path.write_bytes(b"{")
+    old = time.time() - 2 * 3600
+    os.utime(stale, (old, old))
+    report = spool.drain()
+    assert report.quarantined == 1 and report.stored == 1
+    assert fresh.exists() and not stale.exists()
+
+
+@pytest.mark.django_db
+def test_transient_error_stops_the_drain_and_keeps_every_entry(monkeypatch):
+    spooled("A", "B")
+
+    def down(raw, spool_id=None):
+        raise OperationalError(2003, "Can't connect to server")
+
+    monkeypatch.setattr(ingest_module, "store", down)
+    report = spool.drain()
+    assert report.stored == 0 and report.remaining == 2 and "2003" in report.error
+    assert Delivery.objects.count() == 0
+
+
+@pytest.mark.django_db
+def test_entry_that_hits_a_bug_becomes_an_error_delivery_and_does_not_block_the_rest(monkeypatch, mailoutbox):
+    spooled("A", "bug", "C")
+    real_store = ingest_module.store
+
+    def buggy(raw, spool_id=None):
+        if "uniq_id=bug" in raw.query_string:
+            raise ZeroDivisionError("a bug of ours")
+        return real_store(raw, spool_id=spool_id)
+
+    monkeypatch.setattr(ingest_module, "store", buggy)
+    report = spool.drain()
+    alerts.wait_for_pending()
+    assert (report.stored, report.failed, report.remaining) == (2, 1, 0)
+    failed = Delivery.objects.get(outcome="error")
+    assert failed.spool_id and "ZeroDivisionError" in failed.error and "uniq_id=bug" in failed.query_string
+    assert len(mailoutbox) == 1 and "error delivery" in mailoutbox[0].subject
+
+
+@pytest.mark.django_db
+def test_a_second_drain_waits_for_the_first():
+    spooled("A")
+    spool.settings.SPOOL_DIR.mkdir(parents=True, exist_ok=True)
+    with open(spool.settings.SPOOL_DIR / ".drain.lock", "w") as held:
+        fcntl.flock(held, fcntl.LOCK_EX)
+        assert spool.drain().busy
+    assert spool.drain().stored == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_first_successful_write_after_an_outage_drains_the_spool(monkeypatch):
+    monkeypatch.setattr(spool, "_last_start", float("-inf"))
+    spooled("A", "B")
+    assert ingest(raw_get(uniq_id="C")).outcome == "created"
+    spool._drain_thread.join(10)
+    assert spool.backlog() == 0
+    assert sorted(Order.objects.values_list("uniq_id", flat=True)) == ["A", "B", "C"]
+
+
+@pytest.mark.django_db
+def test_nothing_to_drain_starts_no_thread(monkeypatch):
+    monkeypatch.setattr(spool, "_drain_thread", None)
+    monkeypatch.setattr(spool, "_last_start", float("-inf"))
+    spool.drain_in_background_if_pending()
+    assert spool._drain_thread is None
