@@ -40,3 +40,17 @@ system-deps:
 	  elif command -v sudo >/dev/null; then sudo apt-get update -qq && sudo apt-get install -y -qq $$pkgs; \
 	  else echo "Please install: $$pkgs"; exit 1; fi; \
 	fi
+
+# `make bench`: our receiver (gunicorn, as in production) against the baseline, on a private MariaDB.
+# BENCH_ARGS passes options to bench/run.py (see --help); ADMIN=0 skips the admin page timings.
+ADMIN ?= 1
+.PHONY: bench
+bench: $(VENV)/.bench
+	$(PY) bench/run.py --admin $(ADMIN) $(BENCH_ARGS)
+
+$(VENV)/.bench: bench/requirements.txt $(VENV)/.runtime
+	@command -v wrk >/dev/null || { \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk; \
+	  else sudo apt-get update -qq && sudo apt-get install -y -qq wrk; fi; }
+	$(PY) -m pip install -q -r bench/requirements.txt
+	touch $@
