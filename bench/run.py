@@ -4,9 +4,10 @@ What it does, in order:
 1. starts a private mariadbd (its own data directory under var/bench, a free port, durable commits:
    innodb_flush_log_at_trx_commit=1), creates fresh databases for both receivers and migrates ours;
 2. starts our service exactly as production does (gunicorn with gunicorn.conf.py, DEBUG off) and the
-   baseline (bench/baseline.py: FastAPI on one uvicorn process);
+   baseline (bench/baseline.py: FastAPI on one uvicorn process) twice: as the original was, and with
+   its database calls in a thread pool (a stronger variant, shown so the model need not be trusted);
 3. drives each with wrk and bench/postback.lua, a new unique postback per request, for a fixed time,
-   alternating the two for several rounds so that load from elsewhere on the machine hits both alike;
+   rotating the receivers for several rounds so that load from elsewhere on the machine hits all alike;
 4. checks every acknowledged id against the database (lost = acknowledged but not stored) and writes a
    Markdown report with requests/s, p50, p99, errors, rows, RSS, CPU use and the ratios to the baseline;
 5. runs bench/admin_pages.py (admin page timings) when present and appends its table.
@@ -156,7 +157,7 @@ class LoadRun:
 def drive(service: Service, token: str, ack_key: str, label: str, seconds: float, args, db: PrivateMariaDB,
           workdir: Path) -> LoadRun:
     """Run wrk against `service` for `seconds`; sample RSS while it runs; return the measured figures."""
-    ack_file = workdir / f"acks-{service.name}-{label}.txt"
+    ack_file = workdir / f"acks-{service.name}--{label}.txt"
     run = LoadRun(service.name, label)
     command = ["wrk", f"-t{args.wrk_threads}", f"-c{args.connections}", f"-d{seconds}s", "--timeout", "10s",
                "-s", str(LUA), f"http://127.0.0.1:{service.port}/", "--", token, f"{label}-{secrets.token_hex(3)}",
@@ -203,7 +204,7 @@ def verify(db: PrivateMariaDB, database: str, table: str, receiver: str, workdir
            child_table: str | None = None) -> dict:
     """Compare every acknowledged id (all runs of `receiver`, warm-ups included) with the rows stored."""
     acked = set()
-    for path in workdir.glob(f"acks-{receiver}-*.txt"):
+    for path in workdir.glob(f"acks-{receiver}--*.txt"):
         acked.update(int(line) for line in path.read_text().split())
     connection = pymysql.connect(host="127.0.0.1", port=db.port, user="root", database=database)
     try:
@@ -249,12 +250,15 @@ def machine_lines(db: PrivateMariaDB) -> list[str]:
             "(innodb_flush_log_at_trx_commit=1, private server), wrk (Debian)"]
 
 
+RECEIVERS = ("baseline", "baseline-threadpool", "epnhook")
+
+
 def report(args, runs: list[LoadRun], checks: dict, idle_rss: dict, db: PrivateMariaDB) -> tuple[str, bool]:
-    by_receiver = {name: [r for r in runs if r.receiver == name] for name in ("baseline", "epnhook")}
+    by_receiver = {name: [r for r in runs if r.receiver == name] for name in RECEIVERS}
     lines = ["## Ingest: epnhook against the baseline", "", *machine_lines(db),
-             f"- load: wrk, {args.wrk_threads} threads, {args.connections} connections, closed loop, a unique GET "
-             f"postback per request; {args.rounds} rounds of {args.duration} s per receiver, alternating, after a "
-             f"{args.warmup} s warm-up each", "",
+             f"- load: wrk, {args.wrk_threads} thread(s), {args.connections} connections, closed loop, a unique GET "
+             f"postback per request; {args.rounds} rounds of {args.duration} s per receiver, the order rotating "
+             f"each round, after a {args.warmup} s warm-up each", "",
              "| round | receiver | req/s | p50 ms | p99 ms | max ms | errors | CPU: server | mariadbd | wrk | other |",
              "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for run in runs:
@@ -262,36 +266,39 @@ def report(args, runs: list[LoadRun], checks: dict, idle_rss: dict, db: PrivateM
                      f"{run.max_ms:.0f} | {run.errors} | {run.cpu['server']:.2f} | {run.cpu['mariadbd']:.2f} | "
                      f"{run.cpu['wrk']:.2f} | {run.cpu['other']:.2f} |")
     lines += ["", "CPU columns are cores busy on average during the run; 'other' is everything else on the machine "
-              "(the noise).", ""]
-
-    def median(name, attribute):
-        return statistics.median(getattr(r, attribute) for r in by_receiver[name])
-
-    pairs = list(zip(by_receiver["baseline"], by_receiver["epnhook"], strict=True))
-    rps_ratio = statistics.median(ours.rps / base.rps for base, ours in pairs)
-    p50_ratio = statistics.median(ours.p50_ms / base.p50_ms for base, ours in pairs)
-    p99_ratio = statistics.median(ours.p99_ms / base.p99_ms for base, ours in pairs)
-    lines += ["| receiver | req/s | p50 ms | p99 ms | errors | acknowledged | stored | lost | RSS idle "
+              "(the noise).", "",
+              "| receiver | req/s | p50 ms | p99 ms | errors | acknowledged | stored | lost | RSS idle "
               "| RSS under load |",
               "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
-    for name in ("baseline", "epnhook"):
-        check = checks[name]
+    for name in RECEIVERS:
+        check, own = checks[name], by_receiver[name]
         stored = f"{check['stored']}" + (f" orders + {check['deliveries']} deliveries" if "deliveries" in check else "")
-        lines.append(f"| {name} | {median(name, 'rps'):.0f} | {median(name, 'p50_ms'):.1f} | "
-                     f"{median(name, 'p99_ms'):.1f} | {sum(r.errors for r in by_receiver[name])} | "
-                     f"{check['acknowledged']} | {stored} | {check['lost']} | {mib(idle_rss[name])} | "
-                     f"{mib(max(r.rss_peak for r in by_receiver[name]))} |")
-    lines.append(f"| **epnhook / baseline** | **{rps_ratio:.2f}x** | **{p50_ratio:.2f}x** | **{p99_ratio:.2f}x** "
-                 "| | | | | | |")
-    errors = sum(r.errors for r in runs)
-    lost = sum(check["lost"] for check in checks.values())
+        lines.append(f"| {name} | {statistics.median(r.rps for r in own):.0f} | "
+                     f"{statistics.median(r.p50_ms for r in own):.1f} | {statistics.median(r.p99_ms for r in own):.1f} "
+                     f"| {sum(r.errors for r in own)} | {check['acknowledged']} | {stored} | {check['lost']} | "
+                     f"{mib(idle_rss[name])} | {mib(max(r.rss_peak for r in own))} |")
+    ratios = {}
+    for base in RECEIVERS[:2]:
+        pairs = list(zip(by_receiver[base], by_receiver["epnhook"], strict=True))
+        ratios[base] = [statistics.median(ours.rps / other.rps for other, ours in pairs),
+                        statistics.median(ours.p50_ms / other.p50_ms for other, ours in pairs),
+                        statistics.median(ours.p99_ms / other.p99_ms for other, ours in pairs)]
+        lines.append(f"| **epnhook / {base}** | **{ratios[base][0]:.2f}x** | **{ratios[base][1]:.2f}x** | "
+                     f"**{ratios[base][2]:.2f}x** | | | | | | |")
+    errors = sum(r.errors for r in by_receiver["epnhook"])
+    lost = checks["epnhook"]["lost"]
+    rps_ratio, _, p99_ratio = ratios["baseline"]
     targets = [("throughput >= 1.5x baseline", rps_ratio >= 1.5), ("p99 <= 0.5x baseline", p99_ratio <= 0.5),
                ("zero errors", errors == 0), ("zero lost", lost == 0)]
-    lines += ["", "Figures per receiver are medians over the rounds; ratios are medians of the per-round ratios. "
-              "Acknowledged, stored and lost count every request of the run, warm-ups included; 'stored' may exceed "
-              "'acknowledged' by the requests still in flight when wrk stopped.", "",
-              "Targets: " + "; ".join(f"{name}: {'met' if ok else 'NOT met'}" for name, ok in targets), ""]
-    return "\n".join(lines), errors == 0 and lost == 0
+    lines += ["", "Figures per receiver are medians over the rounds; ratios are medians of the per-round ratios "
+              "(each round runs every receiver back to back). Acknowledged, stored and lost count every request of "
+              "the run, warm-ups included; 'stored' may exceed 'acknowledged' by the requests still in flight when "
+              "wrk stopped. 'baseline' models the original (database calls on the event loop); "
+              "'baseline-threadpool' is the same code with its database calls in a thread pool.", "",
+              "Targets (against 'baseline'): " + "; ".join(f"{name}: {'met' if ok else 'NOT met'}"
+                                                           for name, ok in targets), ""]
+    all_correct = all(r.errors == 0 for r in runs) and all(check["lost"] == 0 for check in checks.values())
+    return "\n".join(lines), all_correct
 
 
 # --- main --------------------------------------------------------------------------------------------
@@ -322,45 +329,48 @@ def main() -> int:
     services: list[Service] = []
     try:
         db.start()
-        for name in ("bench_epnhook", "bench_baseline"):
+        for name in ("bench_epnhook", "bench_baseline", "bench_baseline_threadpool"):
             db.sql(f"DROP DATABASE IF EXISTS {name}; CREATE DATABASE {name} CHARACTER SET utf8mb4 "
                    "COLLATE utf8mb4_unicode_ci")
-        token, baseline_token = secrets.token_urlsafe(32), secrets.token_urlsafe(32)
+        token = secrets.token_urlsafe(32)
         ours_env = {**os.environ, "ENV_FILE": "", "DEBUG": "False", "SECRET_KEY": secrets.token_urlsafe(50),
                     "ALLOWED_HOSTS": "127.0.0.1", "DATABASE_URL": db.url("bench_epnhook"),
                     "WEBHOOK_SECRET_TOKEN": token, "EMAIL_URL": "consolemail://",
                     "SPOOL_DIR": str(runs_dir / "spool"), "ALERT_STATE_DIR": str(runs_dir / "alerts")}
         subprocess.run([sys.executable, "manage.py", "migrate", "--noinput", "-v0"], cwd=ROOT, env=ours_env,
                        check=True)
-        ours_port, baseline_port = free_port(), free_port()
-        ours = Service("epnhook", [str(BIN / "gunicorn"), "-c", "gunicorn.conf.py", "epnhook.wsgi"],
-                       {**ours_env, "GUNICORN_BIND": f"127.0.0.1:{ours_port}"}, ours_port, "/health",
-                       runs_dir / "gunicorn.log")
-        baseline_env = {**os.environ, "BASELINE_DATABASE": db.url("bench_baseline"), "BASELINE_TOKEN": baseline_token}
-        subprocess.run([sys.executable, "-m", "bench.baseline"], cwd=ROOT, env=baseline_env, check=True)
-        baseline = Service("baseline", [str(BIN / "uvicorn"), "bench.baseline:app", "--host", "127.0.0.1", "--port",
-                                        str(baseline_port), "--workers", "1"],
-                           baseline_env, baseline_port, "/docs", runs_dir / "uvicorn.log")
-        services = [ours, baseline]
+        port = free_port()
+        plan = {"epnhook": (Service("epnhook", [str(BIN / "gunicorn"), "-c", "gunicorn.conf.py", "epnhook.wsgi"],
+                                    {**ours_env, "GUNICORN_BIND": f"127.0.0.1:{port}"}, port, "/health",
+                                    runs_dir / "gunicorn.log"), token, "order_id")}
+        for name, calls in (("baseline", "inline"), ("baseline-threadpool", "threadpool")):
+            port, baseline_token = free_port(), secrets.token_urlsafe(32)
+            env = {**os.environ, "BASELINE_DATABASE": db.url(f"bench_{name.replace('-', '_')}"),
+                   "BASELINE_TOKEN": baseline_token, "BASELINE_DB_CALLS": calls}
+            subprocess.run([sys.executable, "-m", "bench.baseline"], cwd=ROOT, env=env, check=True)
+            command = [str(BIN / "uvicorn"), "bench.baseline:app", "--host", "127.0.0.1", "--port", str(port),
+                       "--workers", "1"]
+            plan[name] = (Service(name, command, env, port, "/docs", runs_dir / f"{name}.log"), baseline_token, "id")
+        services = [service for service, _, _ in plan.values()]
         for service in services:
             service.start()
         time.sleep(2)
         idle_rss = {service.name: rss_bytes(service.process.pid) for service in services}
-        plan = {"epnhook": (ours, token, "order_id"), "baseline": (baseline, baseline_token, "id")}
         for service, service_token, key in plan.values():
             drive(service, service_token, key, "warmup", args.warmup, args, db, runs_dir)
         runs = []
         for round_number in range(1, args.rounds + 1):
-            order = ["baseline", "epnhook"] if round_number % 2 else ["epnhook", "baseline"]
-            for name in order:
+            shift = (round_number - 1) % len(RECEIVERS)
+            for name in RECEIVERS[shift:] + RECEIVERS[:shift]:
                 service, service_token, key = plan[name]
                 run = drive(service, service_token, key, str(round_number), args.duration, args, db, runs_dir)
                 print(f"round {round_number} {name}: {run.rps:.0f} req/s, p50 {run.p50_ms:.1f} ms, "
                       f"p99 {run.p99_ms:.1f} ms, errors {run.errors}", flush=True)
                 runs.append(run)
         time.sleep(1)  # let requests still in flight when wrk stopped finish before counting rows
-        checks = {"epnhook": verify(db, "bench_epnhook", "orders_order", "epnhook", runs_dir, "orders_delivery"),
-                  "baseline": verify(db, "bench_baseline", "webhook_events", "baseline", runs_dir)}
+        checks = {"epnhook": verify(db, "bench_epnhook", "orders_order", "epnhook", runs_dir, "orders_delivery")}
+        for name in RECEIVERS[:2]:
+            checks[name] = verify(db, f"bench_{name.replace('-', '_')}", "webhook_events", name, runs_dir)
         text, correct = report(args, runs, checks, idle_rss, db)
         for service in services:
             service.stop()
