@@ -1,10 +1,10 @@
 """The webhook's exact query count per outcome, so that a redundant query fails CI instead of slowing ingest.
 
 Each round trip to MariaDB costs every postback time and CPU, and this path is what `make bench`
-measures. Django records BEGIN and COMMIT among the queries of a real (non-test) transaction, so these
-tests run outside the test-case transaction and count what production sends. The connection's health
-check (a ping) and the autocommit switch around the transaction are protocol calls, not queries, and
-are not counted here.
+measures. Django lists the start of a real (non-test) transaction as BEGIN and its end as COMMIT, so
+these tests run outside the test-case transaction and count what production sends. The connection's
+health check (a ping) and the switch back to autocommit after COMMIT are round trips Django does not
+list, and they are not counted here.
 """
 
 import pytest
