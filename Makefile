@@ -46,3 +46,17 @@ system-deps:
 messages: $(VENV)/.dev
 	DEBUG=True $(PY) manage.py makemessages -l ru --no-location --ignore "tests/*" --ignore "bench/*" --ignore "var/*" --ignore "staticfiles/*"
 	DEBUG=True $(PY) manage.py compilemessages -l ru
+
+# `make bench`: our receiver (gunicorn, as in production) against the baseline, on a private MariaDB.
+# BENCH_ARGS passes options to bench/run.py (see --help); ADMIN=0 skips the admin page timings.
+ADMIN ?= 1
+.PHONY: bench
+bench: $(VENV)/.bench
+	$(PY) bench/run.py --admin $(ADMIN) $(BENCH_ARGS)
+
+$(VENV)/.bench: bench/requirements.txt $(VENV)/.runtime
+	@command -v wrk >/dev/null || { \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk; \
+	  else sudo apt-get update -qq && sudo apt-get install -y -qq wrk; fi; }
+	$(PY) -m pip install -q -r bench/requirements.txt
+	touch $@

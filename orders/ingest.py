@@ -150,7 +150,8 @@ def save_order(partner: str, parsed: ParsedOrder, params: dict) -> tuple[Order, 
     values = {name: getattr(parsed, name) for name in ParsedOrder.__dataclass_fields__}
     try:
         with transaction.atomic():
-            order = Order.objects.create(partner=partner, raw_payload=params, **values)
+            # Inserted as current: the usual first arrival of an order then needs no UPDATE below.
+            order = Order.objects.create(partner=partner, raw_payload=params, is_current=True, **values)
     except IntegrityError:
         key = {"partner": partner, "uniq_id": parsed.uniq_id, "order_status": parsed.order_status}
         order = Order.objects.filter(**key).first()

@@ -1,0 +1,401 @@
+"""`make bench`: our receiver against the baseline, in one run, on one private MariaDB.
+
+What it does, in order:
+1. starts a private mariadbd (its own data directory under var/bench, a free port, durable commits:
+   innodb_flush_log_at_trx_commit=1), creates fresh databases for both receivers and migrates ours;
+2. starts our service exactly as production does (gunicorn with gunicorn.conf.py, DEBUG off) and the
+   baseline (bench/baseline.py: FastAPI on one uvicorn process) twice: as the original was, and with
+   its database calls in a thread pool (a stronger variant, shown so the model need not be trusted);
+3. drives each with wrk and bench/postback.lua, a new unique postback per request, for a fixed time,
+   rotating the receivers for several rounds so that load from elsewhere on the machine hits all alike;
+4. checks every acknowledged id against the database (lost = acknowledged but not stored) and writes a
+   Markdown report with requests/s, p50, p99, errors, rows, RSS, CPU use and the ratios to the baseline;
+5. runs bench/admin_pages.py (admin page timings) when present and appends its table.
+
+Exit status 1 when any request failed or any acknowledged postback is missing: correctness is not noise.
+"""
+
+import argparse
+import os
+import platform
+import secrets
+import shutil
+import statistics
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pymysql
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from tests.mariadb_server import PrivateMariaDB, free_port  # noqa: E402
+
+BIN = Path(sys.executable).parent
+LUA = ROOT / "bench" / "postback.lua"
+ADMIN_SCRIPT = ROOT / "bench" / "admin_pages.py"
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+PAGE_SIZE = os.sysconf("SC_PAGE_SIZE")
+
+
+# --- processes ------------------------------------------------------------------------------------
+
+def process_tree(pid: int) -> list[int]:
+    """`pid` and all its descendants that are alive now."""
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue
+            parent = int(stat.rpartition(")")[2].split()[1])
+            children.setdefault(parent, []).append(int(entry.name))
+    tree, todo = [], [pid]
+    while todo:
+        current = todo.pop()
+        tree.append(current)
+        todo.extend(children.get(current, []))
+    return tree
+
+
+def _stat_fields(pid: int) -> list[str]:
+    return Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+
+
+def rss_bytes(pid: int) -> int:
+    total = 0
+    for member in process_tree(pid):
+        try:
+            total += int(_stat_fields(member)[21]) * PAGE_SIZE
+        except (OSError, IndexError):
+            pass
+    return total
+
+
+def cpu_seconds(pid: int) -> float:
+    """CPU time (user + system) of `pid` and its live descendants, including their reaped children."""
+    total = 0
+    for member in process_tree(pid):
+        try:
+            fields = _stat_fields(member)
+        except OSError:
+            continue
+        total += sum(int(value) for value in fields[11:15])  # utime stime cutime cstime
+    return total / CLOCK_TICKS
+
+
+def machine_busy_seconds() -> float:
+    """CPU seconds spent busy by the whole machine since boot (all cores)."""
+    values = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    idle = values[3] + values[4]
+    return (sum(values[:8]) - idle) / CLOCK_TICKS
+
+
+class Service:
+    def __init__(self, name: str, command: list[str], env: dict, port: int, ready_path: str, log: Path):
+        self.name, self.command, self.env, self.port, self.ready_path, self.log = \
+            name, command, env, port, ready_path, log
+        self.process: subprocess.Popen | None = None
+
+    def start(self, timeout: float = 60) -> None:
+        with open(self.log, "ab") as log:
+            self.process = subprocess.Popen(self.command, cwd=ROOT, env=self.env, stdout=log, stderr=log,
+                                            start_new_session=True)
+        deadline = time.monotonic() + timeout
+        url = f"http://127.0.0.1:{self.port}{self.ready_path}"
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"{self.name} exited with {self.process.returncode}; see {self.log}")
+            try:
+                request = urllib.request.Request(url, headers={"X-Forwarded-Proto": "https"})
+                with urllib.request.urlopen(request, timeout=2) as response:
+                    if response.status == 200:
+                        return
+            except OSError:
+                pass
+            time.sleep(0.3)
+        raise TimeoutError(f"{self.name} did not answer {url} within {timeout}s; see {self.log}")
+
+    def stop(self) -> None:
+        if self.process and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(20)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(5)
+
+
+# --- one load run ----------------------------------------------------------------------------------
+
+@dataclass
+class LoadRun:
+    receiver: str
+    label: str
+    seconds: float = 0.0
+    requests: int = 0
+    acknowledged: int = 0
+    errors: int = 0
+    p50_ms: float = 0.0
+    p99_ms: float = 0.0
+    max_ms: float = 0.0
+    rss_peak: int = 0
+    cpu: dict = field(default_factory=dict)
+
+    @property
+    def rps(self) -> float:
+        return self.requests / self.seconds if self.seconds else 0.0
+
+
+def drive(service: Service, token: str, ack_key: str, label: str, seconds: float, args, db: PrivateMariaDB,
+          workdir: Path) -> LoadRun:
+    """Run wrk against `service` for `seconds`; sample RSS while it runs; return the measured figures."""
+    ack_file = workdir / f"acks-{service.name}--{label}.txt"
+    run = LoadRun(service.name, label)
+    command = ["wrk", f"-t{args.wrk_threads}", f"-c{args.connections}", f"-d{seconds}s", "--timeout", "10s",
+               "-s", str(LUA), f"http://127.0.0.1:{service.port}/", "--", token, f"{label}-{secrets.token_hex(3)}",
+               ack_key]
+    stop_sampling = threading.Event()
+
+    def sample_rss():
+        while not stop_sampling.wait(0.5):
+            run.rss_peak = max(run.rss_peak, rss_bytes(service.process.pid))
+
+    sampler = threading.Thread(target=sample_rss, daemon=True)
+    before = (cpu_seconds(service.process.pid), cpu_seconds(db.process.pid), machine_busy_seconds())
+    sampler.start()
+    wrk = subprocess.Popen(command, env={**os.environ, "BENCH_ACK_FILE": str(ack_file)}, stdout=subprocess.PIPE,
+                           stderr=subprocess.STDOUT)
+    _, status, usage = os.wait4(wrk.pid, 0)
+    output = wrk.stdout.read().decode()
+    stop_sampling.set()
+    sampler.join()
+    after = (cpu_seconds(service.process.pid), cpu_seconds(db.process.pid), machine_busy_seconds())
+    if os.waitstatus_to_exitcode(status) != 0:
+        raise RuntimeError(f"wrk failed:\n{output}")
+    summary = dict(line.split(" ", 1) for line in Path(f"{ack_file}.summary").read_text().splitlines())
+    run.seconds = int(summary["duration_us"]) / 1e6
+    run.requests = int(summary["requests"])
+    run.acknowledged = sum(1 for _ in ack_file.open())
+    socket_errors = sum(int(summary[f"errors_{kind}"]) for kind in ("connect", "read", "write", "timeout"))
+    # Every completed request that did not come back 2xx with a stored id is an error, as is every socket error.
+    run.errors = socket_errors + run.requests - run.acknowledged
+    run.p50_ms = int(summary["latency_p50_us"]) / 1000
+    run.p99_ms = int(summary["latency_p99_us"]) / 1000
+    run.max_ms = int(summary["latency_max_us"]) / 1000
+    wrk_cpu = usage.ru_utime + usage.ru_stime
+    server_cpu, db_cpu = after[0] - before[0], after[1] - before[1]
+    machine = after[2] - before[2]
+    run.cpu = {"server": server_cpu / run.seconds, "mariadbd": db_cpu / run.seconds, "wrk": wrk_cpu / run.seconds,
+               "other": max(0.0, machine - server_cpu - db_cpu - wrk_cpu) / run.seconds}
+    return run
+
+
+# --- checking what was stored ---------------------------------------------------------------------
+
+def verify(db: PrivateMariaDB, database: str, table: str, receiver: str, workdir: Path,
+           child_table: str | None = None) -> dict:
+    """Compare every acknowledged id (all runs of `receiver`, warm-ups included) with the rows stored."""
+    acked = set()
+    for path in workdir.glob(f"acks-{receiver}--*.txt"):
+        acked.update(int(line) for line in path.read_text().split())
+    connection = pymysql.connect(host="127.0.0.1", port=db.port, user="root", database=database)
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute("CREATE TEMPORARY TABLE acked (id BIGINT PRIMARY KEY)")
+            ids = sorted(acked)
+            for start in range(0, len(ids), 5000):
+                cursor.executemany("INSERT INTO acked VALUES (%s)", [(i,) for i in ids[start:start + 5000]])
+            cursor.execute(f"SELECT COUNT(*) FROM {table}")
+            stored = cursor.fetchone()[0]
+            cursor.execute(f"SELECT COUNT(*) FROM acked JOIN {table} t ON t.id = acked.id")
+            found = cursor.fetchone()[0]
+            result = {"acknowledged": len(acked), "stored": stored, "lost": len(acked) - found,
+                      "stored_unacknowledged": stored - found}
+            if child_table:
+                # Our service stores the raw delivery with the order, in the same transaction.
+                cursor.execute(f"SELECT COUNT(*) FROM {child_table}")
+                result["deliveries"] = cursor.fetchone()[0]
+                cursor.execute(f"SELECT COUNT(DISTINCT d.order_id) FROM acked JOIN {child_table} d"
+                               " ON d.order_id = acked.id")
+                result["lost"] = max(result["lost"], len(acked) - cursor.fetchone()[0])
+    finally:
+        connection.close()
+    return result
+
+
+# --- the report ------------------------------------------------------------------------------------
+
+def mib(value: int) -> str:
+    return f"{value / 2**20:.0f} MiB"
+
+
+def machine_lines(db: PrivateMariaDB) -> list[str]:
+    cpu_model = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                      if line.startswith("model name")), platform.processor())
+    memory_kib = int(next(line.split()[1] for line in Path("/proc/meminfo").read_text().splitlines()
+                          if line.startswith("MemTotal")))
+    version = db.sql("SELECT VERSION()").strip()
+    return [f"- date: {datetime.now(UTC):%Y-%m-%d %H:%M} UTC",
+            f"- machine: {os.cpu_count()} CPUs ({cpu_model}), {memory_kib / 2**20:.1f} GiB memory, "
+            f"{platform.system()} {platform.release()}",
+            f"- software: Python {platform.python_version()}, MariaDB {version} "
+            "(innodb_flush_log_at_trx_commit=1, private server), wrk (Debian)"]
+
+
+RECEIVERS = ("baseline", "baseline-threadpool", "epnhook")
+
+
+def report(args, runs: list[LoadRun], checks: dict, idle_rss: dict, db: PrivateMariaDB) -> tuple[str, bool]:
+    by_receiver = {name: [r for r in runs if r.receiver == name] for name in RECEIVERS}
+    lines = ["## Ingest: epnhook against the baseline", "", *machine_lines(db),
+             f"- load: wrk, {args.wrk_threads} thread(s), {args.connections} connections, closed loop, a unique GET "
+             f"postback per request; {args.rounds} rounds of {args.duration} s per receiver, the order rotating "
+             f"each round, after a {args.warmup} s warm-up each", "",
+             "| round | receiver | req/s | p50 ms | p99 ms | max ms | errors | CPU: server | mariadbd | wrk | other "
+             "| server CPU ms/request |",
+             "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    for run in runs:
+        lines.append(f"| {run.label} | {run.receiver} | {run.rps:.0f} | {run.p50_ms:.1f} | {run.p99_ms:.1f} | "
+                     f"{run.max_ms:.0f} | {run.errors} | {run.cpu['server']:.2f} | {run.cpu['mariadbd']:.2f} | "
+                     f"{run.cpu['wrk']:.2f} | {run.cpu['other']:.2f} | {1000 * run.cpu['server'] / run.rps:.2f} |")
+    lines += ["", "CPU columns are cores busy on average during the run; 'other' is everything else on the machine "
+              "(the noise). CPU per request is the figure least disturbed by that noise.", "",
+              "| receiver | req/s | p50 ms | p99 ms | errors | acknowledged | stored | lost | RSS idle "
+              "| RSS under load |",
+              "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    for name in RECEIVERS:
+        check, own = checks[name], by_receiver[name]
+        stored = f"{check['stored']}" + (f" orders + {check['deliveries']} deliveries" if "deliveries" in check else "")
+        lines.append(f"| {name} | {statistics.median(r.rps for r in own):.0f} | "
+                     f"{statistics.median(r.p50_ms for r in own):.1f} | {statistics.median(r.p99_ms for r in own):.1f} "
+                     f"| {sum(r.errors for r in own)} | {check['acknowledged']} | {stored} | {check['lost']} | "
+                     f"{mib(idle_rss[name])} | {mib(max(r.rss_peak for r in own))} |")
+    ratios = {}
+    for base in RECEIVERS[:2]:
+        pairs = list(zip(by_receiver[base], by_receiver["epnhook"], strict=True))
+        ratios[base] = [statistics.median(ours.rps / other.rps for other, ours in pairs),
+                        statistics.median(ours.p50_ms / other.p50_ms for other, ours in pairs),
+                        statistics.median(ours.p99_ms / other.p99_ms for other, ours in pairs)]
+        lines.append(f"| **epnhook / {base}** | **{ratios[base][0]:.2f}x** | **{ratios[base][1]:.2f}x** | "
+                     f"**{ratios[base][2]:.2f}x** | | | | | | |")
+    errors = sum(r.errors for r in by_receiver["epnhook"])
+    lost = checks["epnhook"]["lost"]
+    rps_ratio, _, p99_ratio = ratios["baseline"]
+    targets = [("throughput >= 1.5x baseline", rps_ratio >= 1.5), ("p99 <= 0.5x baseline", p99_ratio <= 0.5),
+               ("zero errors", errors == 0), ("zero lost", lost == 0)]
+    lines += ["", "Figures per receiver are medians over the rounds; ratios are medians of the per-round ratios "
+              "(each round runs every receiver back to back). Acknowledged, stored and lost count every request of "
+              "the run, warm-ups included; 'stored' may exceed 'acknowledged' by the requests still in flight when "
+              "wrk stopped. 'baseline' models the original (database calls on the event loop); "
+              "'baseline-threadpool' is the same code with its database calls in a thread pool.", "",
+              "Targets (against 'baseline'): " + "; ".join(f"{name}: {'met' if ok else 'NOT met'}"
+                                                           for name, ok in targets), ""]
+    all_correct = all(r.errors == 0 for r in runs) and all(check["lost"] == 0 for check in checks.values())
+    return "\n".join(lines), all_correct
+
+
+# --- main --------------------------------------------------------------------------------------------
+
+def parse_args():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--duration", type=int, default=20, help="seconds per measured run")
+    parser.add_argument("--warmup", type=int, default=3, help="seconds of warm-up before the first run")
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--connections", type=int, default=32)
+    parser.add_argument("--wrk-threads", type=int, default=1)
+    parser.add_argument("--admin", type=int, default=1, help="0 skips the admin page timings (3M generated rows)")
+    parser.add_argument("--workdir", type=Path, default=ROOT / "var" / "bench")
+    parser.add_argument("--report", type=Path, default=ROOT / "var" / "bench" / "report.md")
+    return parser.parse_args()
+
+
+def main() -> int:
+    args = parse_args()
+    if not shutil.which("wrk"):
+        sys.exit("wrk is not installed (Debian package wrk)")
+    workdir = args.workdir
+    runs_dir = workdir / "runs"
+    shutil.rmtree(runs_dir, ignore_errors=True)
+    runs_dir.mkdir(parents=True)
+    # The server's data directory is kept between runs so the admin timings can reuse their 3M rows.
+    db = PrivateMariaDB(workdir / "mariadb")
+    services: list[Service] = []
+    try:
+        db.start()
+        for name in ("bench_epnhook", "bench_baseline", "bench_baseline_threadpool"):
+            db.sql(f"DROP DATABASE IF EXISTS {name}; CREATE DATABASE {name} CHARACTER SET utf8mb4 "
+                   "COLLATE utf8mb4_unicode_ci")
+        token = secrets.token_urlsafe(32)
+        ours_env = {**os.environ, "ENV_FILE": "", "DEBUG": "False", "SECRET_KEY": secrets.token_urlsafe(50),
+                    "ALLOWED_HOSTS": "127.0.0.1", "DATABASE_URL": db.url("bench_epnhook"),
+                    "WEBHOOK_SECRET_TOKEN": token, "EMAIL_URL": "consolemail://",
+                    "SPOOL_DIR": str(runs_dir / "spool"), "ALERT_STATE_DIR": str(runs_dir / "alerts")}
+        subprocess.run([sys.executable, "manage.py", "migrate", "--noinput", "-v0"], cwd=ROOT, env=ours_env,
+                       check=True)
+        port = free_port()
+        plan = {"epnhook": (Service("epnhook", [str(BIN / "gunicorn"), "-c", "gunicorn.conf.py", "epnhook.wsgi"],
+                                    {**ours_env, "GUNICORN_BIND": f"127.0.0.1:{port}"}, port, "/health",
+                                    runs_dir / "gunicorn.log"), token, "order_id")}
+        for name, calls in (("baseline", "inline"), ("baseline-threadpool", "threadpool")):
+            port, baseline_token = free_port(), secrets.token_urlsafe(32)
+            env = {**os.environ, "BASELINE_DATABASE": db.url(f"bench_{name.replace('-', '_')}"),
+                   "BASELINE_TOKEN": baseline_token, "BASELINE_DB_CALLS": calls}
+            subprocess.run([sys.executable, "-m", "bench.baseline"], cwd=ROOT, env=env, check=True)
+            command = [str(BIN / "uvicorn"), "bench.baseline:app", "--host", "127.0.0.1", "--port", str(port),
+                       "--workers", "1"]
+            plan[name] = (Service(name, command, env, port, "/docs", runs_dir / f"{name}.log"), baseline_token, "id")
+        services = [service for service, _, _ in plan.values()]
+        for service in services:
+            service.start()
+        time.sleep(2)
+        idle_rss = {service.name: rss_bytes(service.process.pid) for service in services}
+        for service, service_token, key in plan.values():
+            drive(service, service_token, key, "warmup", args.warmup, args, db, runs_dir)
+        runs = []
+        for round_number in range(1, args.rounds + 1):
+            shift = (round_number - 1) % len(RECEIVERS)
+            for name in RECEIVERS[shift:] + RECEIVERS[:shift]:
+                service, service_token, key = plan[name]
+                run = drive(service, service_token, key, str(round_number), args.duration, args, db, runs_dir)
+                print(f"round {round_number} {name}: {run.rps:.0f} req/s, p50 {run.p50_ms:.1f} ms, "
+                      f"p99 {run.p99_ms:.1f} ms, errors {run.errors}", flush=True)
+                runs.append(run)
+        time.sleep(1)  # let requests still in flight when wrk stopped finish before counting rows
+        checks = {"epnhook": verify(db, "bench_epnhook", "orders_order", "epnhook", runs_dir, "orders_delivery")}
+        for name in RECEIVERS[:2]:
+            checks[name] = verify(db, f"bench_{name.replace('-', '_')}", "webhook_events", name, runs_dir)
+        text, correct = report(args, runs, checks, idle_rss, db)
+        for service in services:
+            service.stop()
+        if args.admin and ADMIN_SCRIPT.exists():
+            text += "\n" + admin_timings(db, ours_env)
+        args.report.parent.mkdir(parents=True, exist_ok=True)
+        args.report.write_text(text + "\n")
+        print("\n" + text + f"\nReport written to {args.report}")
+        return 0 if correct else 1
+    finally:
+        for service in services:
+            service.stop()
+        db.stop()
+
+
+def admin_timings(db: PrivateMariaDB, ours_env: dict) -> str:
+    """Run bench/admin_pages.py against its own database on the same server; return its Markdown table."""
+    db.sql("CREATE DATABASE IF NOT EXISTS bench_admin CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci")
+    url = db.url("bench_admin")
+    result = subprocess.run([sys.executable, str(ADMIN_SCRIPT), "--database-url", url, "--orders", "1000000",
+                             "--deliveries", "2000000", "--reuse"], cwd=ROOT, env={**ours_env, "DATABASE_URL": url},
+                            check=True, stdout=subprocess.PIPE, text=True)
+    return result.stdout
+
+
+if __name__ == "__main__":
+    sys.exit(main())
