@@ -35,6 +35,7 @@ from partners.registry import partner_choices
 
 from .models import Delivery, Order, OrderStatus
 from .replay import replay_deliveries
+from .templatetags.orders_admin import money
 
 # A count beyond this many rows is shown as "more than"; counting it stays a short index range.
 COUNT_LIMIT = 10_000
@@ -196,8 +197,8 @@ class FastListMixin:
 class OrderAdmin(FastListMixin, admin.ModelAdmin):
     date_field = "created_at"
     list_display = (
-        "partner", "uniq_id", "order_number", "click_id", "status", "current", "revenue", "commission_fee",
-        "currency", "offer_name", "time_of_order", "created_at",
+        "partner", "uniq_id", "order_number", "click_id", "status", "current", "revenue_amount",
+        "commission_amount", "currency", "offer_name", "time_of_order", "created_at",
     )
     list_filter = (
         PartnerFilter, "order_status", ("is_current", admin.BooleanFieldListFilter), "currency", "type_id",
@@ -213,7 +214,7 @@ class OrderAdmin(FastListMixin, admin.ModelAdmin):
     fieldsets = (
         (None, {"fields": ("partner", "uniq_id", "uniq_id_derived", "order_number", "click_id", "status",
                            "current", "has_conflict")}),
-        (_("Money"), {"fields": ("revenue", "commission_fee", "currency")}),
+        (_("Money"), {"fields": ("revenue_amount", "commission_amount", "currency")}),
         (_("Offer"), {"fields": ("offer_name", "offer_type", "offer_id", "type_id",
                                  "sub", "sub2", "sub3", "sub4", "sub5")}),
         (_("Click"), {"fields": ("ip", "ipv6", "user_agent", "click_time", "time_of_order")}),
@@ -249,6 +250,14 @@ class OrderAdmin(FastListMixin, admin.ModelAdmin):
         if order.is_current:
             return format_html("{} ✓", status_badge(order.order_status))
         return status_badge(order.current_status)
+
+    @admin.display(description=_("revenue"))
+    def revenue_amount(self, order):
+        return money(order.revenue)
+
+    @admin.display(description=_("commission"))
+    def commission_amount(self, order):
+        return money(order.commission_fee)
 
     @admin.display(description=_("raw payload"))
     def raw_payload_pretty(self, order):

@@ -170,3 +170,15 @@ def test_staff_without_a_group_sees_nothing(client):
     assert client.get(reverse(LIST)).status_code == 403
     assert client.get(reverse("admin:orders_order_totals")).status_code == 403
     assert client.get(reverse("admin:orders_order_export")).status_code == 403
+
+
+@pytest.mark.parametrize(("amount", "shown"), [
+    ("1500.000000000", "1500.00"), ("1500.5", "1500.50"), ("0.000000001", "0.000000001"), ("0", "0.00"),
+    ("123456789012345.123456789", "123456789012345.123456789"), (None, "-"),
+])
+def test_money_is_shown_exactly_without_trailing_zeros(amount, shown):
+    from decimal import Decimal
+
+    from orders.templatetags.orders_admin import money
+
+    assert money(Decimal(amount) if amount is not None else None) == shown

@@ -2,6 +2,7 @@
 
 import calendar
 import datetime
+from decimal import Decimal
 
 from django import template
 from django.contrib.admin.templatetags.base import InclusionAdminNode
@@ -11,6 +12,17 @@ from django.utils.text import capfirst
 from django.utils.translation import gettext as _
 
 register = template.Library()
+
+
+@register.filter
+def money(value: Decimal | int | None) -> str:
+    """An amount as staff read it: exact, without the column's nine trailing zeros, but with at
+    least two decimals (1500.000000000 -> 1500.00; 0.000000001 TON stays 0.000000001)."""
+    if value is None:
+        return "-"
+    value = Decimal(value)
+    exponent = min(value.normalize().as_tuple().exponent, -2)
+    return format(value.quantize(Decimal(1).scaleb(exponent)), "f")
 
 
 def fast_date_hierarchy(cl):
