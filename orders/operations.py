@@ -5,6 +5,9 @@ plain CommandError, so that an operator sees one clear line and a non-zero exit,
 """
 
 import argparse
+import logging
+import sys
+from contextlib import contextmanager
 from datetime import datetime, time
 
 from django.core.management.base import CommandError
@@ -14,6 +17,27 @@ from django.utils.dateparse import parse_date, parse_datetime
 
 from . import dberrors
 from .ingest import _discard_connection as discard_connection
+
+
+@contextmanager
+def logs_on_stderr():
+    """While a command writes machine-readable output, its log lines go to stderr.
+
+    The service logs to stdout (one line per postback, beside gunicorn's access log), but a
+    command's stdout belongs to whoever parses it: one "spool entry quarantined" line there would
+    make `check_health --json` unreadable exactly when something is wrong.
+    """
+    loggers = [logging.getLogger(), *(item for item in logging.Logger.manager.loggerDict.values()
+                                      if isinstance(item, logging.Logger))]
+    moved = [handler for logger in loggers for handler in logger.handlers
+             if isinstance(handler, logging.StreamHandler) and handler.stream is sys.stdout]
+    for handler in moved:
+        handler.setStream(sys.stderr)
+    try:
+        yield
+    finally:
+        for handler in moved:
+            handler.setStream(sys.stdout)
 
 
 def require_database() -> None:

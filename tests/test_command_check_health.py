@@ -270,6 +270,19 @@ def test_concurrent_runs_store_each_spooled_postback_once(settings, tmp_path):
     assert spool.backlog() == 0
 
 
+def test_json_output_stays_json_when_problems_are_logged(settings, tmp_path):
+    # A quarantined spool entry is logged at ERROR while the report is being made: the log line must
+    # not land in the JSON that a monitoring system parses from stdout.
+    database_url = f"sqlite:///{tmp_path}/db.sqlite3"
+    assert manage("migrate", "-v0", database_url=database_url, var=tmp_path).returncode == 0
+    settings.SPOOL_DIR = tmp_path / "spool"  # the child's spool
+    spool.incoming_dir().mkdir(parents=True)
+    (spool.incoming_dir() / "00000000000000000001-broken.json").write_bytes(b'{"partner": "epn_bz", "meth')
+    result = manage("check_health", "--no-email", "--json", database_url=database_url, var=tmp_path)
+    assert json.loads(result.stdout)["exit_code"] in (1, 2)
+    assert "quarantined" in result.stderr
+
+
 @pytest.mark.mariadb
 @pytest.mark.private_mariadb
 @pytest.mark.django_db(transaction=True)

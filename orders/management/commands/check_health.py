@@ -2,10 +2,12 @@
 
 import json
 import sys
+from contextlib import nullcontext
 
 from django.core.management.base import BaseCommand
 
 from orders import health
+from orders.operations import logs_on_stderr
 
 
 class Command(BaseCommand):
@@ -24,9 +26,10 @@ class Command(BaseCommand):
         parser.add_argument("--no-email", action="store_true", help="do not email the admins about problems")
 
     def handle(self, *args, **options):
-        report = health.run_checks()
-        if not options["no_email"]:
-            health.notify(report)
+        with logs_on_stderr() if options["json"] else nullcontext():
+            report = health.run_checks()
+            if not options["no_email"]:
+                health.notify(report)
         quiet = options["quiet"]
         if options["json"]:
             if report.problems or not quiet:
