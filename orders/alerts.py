@@ -5,6 +5,7 @@ the database is usually what the alert is about. Sending happens on a background
 slow or hung mail server never delays the response to a postback.
 """
 
+import atexit
 import fcntl
 import json
 import logging
@@ -73,6 +74,11 @@ def wait_for_pending(timeout: float = 10.0) -> None:
     deadline = time.monotonic() + timeout
     while _pending:
         _pending.pop().join(max(0.0, deadline - time.monotonic()))
+
+
+# Daemon threads die when the interpreter exits, and atexit runs before that: a management command
+# that queued an alert (a quarantined spool entry, say) still sends it on its way out.
+atexit.register(wait_for_pending)
 
 
 @contextmanager

@@ -7,7 +7,7 @@ plain CommandError, so that an operator sees one clear line and a non-zero exit,
 import argparse
 import logging
 import sys
-from contextlib import contextmanager
+from contextlib import contextmanager, redirect_stdout
 from datetime import datetime, time
 
 from django.core.management.base import CommandError
@@ -15,17 +15,20 @@ from django.db import DatabaseError, close_old_connections, connection
 from django.utils import timezone
 from django.utils.dateparse import parse_date, parse_datetime
 
-from . import dberrors
+from . import alerts, dberrors
 from .ingest import _discard_connection as discard_connection
 
 
 @contextmanager
-def logs_on_stderr():
-    """While a command writes machine-readable output, its log lines go to stderr.
+def stdout_reserved_for_output():
+    """While a command makes machine-readable output, everything else that would print goes to stderr.
 
-    The service logs to stdout (one line per postback, beside gunicorn's access log), but a
-    command's stdout belongs to whoever parses it: one "spool entry quarantined" line there would
-    make `check_health --json` unreadable exactly when something is wrong.
+    The service logs to stdout (one line per postback, beside gunicorn's access log), and the
+    default console mail backend prints alerts there from a background thread; but a command's stdout
+    belongs to whoever parses it: one "spool entry quarantined" line in it would make
+    `check_health --json` unreadable exactly when something is wrong. The command writes its own
+    output through its OutputWrapper, which keeps the real stdout. Alerts queued meanwhile are sent
+    before the context ends.
     """
     loggers = [logging.getLogger(), *(item for item in logging.Logger.manager.loggerDict.values()
                                       if isinstance(item, logging.Logger))]
@@ -34,7 +37,9 @@ def logs_on_stderr():
     for handler in moved:
         handler.setStream(sys.stderr)
     try:
-        yield
+        with redirect_stdout(sys.stderr):
+            yield
+            alerts.wait_for_pending()
     finally:
         for handler in moved:
             handler.setStream(sys.stdout)

@@ -7,7 +7,7 @@ from contextlib import nullcontext
 from django.core.management.base import BaseCommand
 
 from orders import health
-from orders.operations import logs_on_stderr
+from orders.operations import stdout_reserved_for_output
 
 
 class Command(BaseCommand):
@@ -26,7 +26,7 @@ class Command(BaseCommand):
         parser.add_argument("--no-email", action="store_true", help="do not email the admins about problems")
 
     def handle(self, *args, **options):
-        with logs_on_stderr() if options["json"] else nullcontext():
+        with stdout_reserved_for_output() if options["json"] else nullcontext():
             report = health.run_checks()
             if not options["no_email"]:
                 health.notify(report)
