@@ -13,6 +13,13 @@ bind = os.environ.get("GUNICORN_BIND", "0.0.0.0:8000")
 worker_class = "gthread"
 workers = int(os.environ.get("WEB_CONCURRENCY", multiprocessing.cpu_count() + 1))
 threads = int(os.environ.get("GUNICORN_THREADS", 4))
+# Each worker holds at most this many connections (gunicorn's default is 1000), and keeps at most
+# worker_connections - threads of them alive between requests; beyond that a response closes its
+# connection. Without the cap the first worker to wake accepts most of a burst of keep-alive
+# connections (a load balancer's or wrk's: 24/4/4 seen over 3 workers) and queues them behind its
+# own threads while the other workers idle. A full worker stops accepting, so new connections go to
+# the others; none waits longer than it would for a busy worker's thread.
+worker_connections = threads * 3
 # A postback answers within INGEST_DEADLINE (5 s) whatever the database does; 30 s leaves room for
 # admin pages while still recycling a worker that is truly stuck.
 timeout = 30
