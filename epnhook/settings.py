@@ -131,12 +131,19 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 # --- Webhook ingest ------------------------------------------------------------------------------
 # Tokens: WEBHOOK_SECRET_TOKEN holds EPN.bz's tokens; WEBHOOK_TOKENS "partner:token,..." any partner's.
 # Several tokens per partner may be live at once, which is how a token is rotated without a gap.
+def _partner_item(item: str, variable: str, form: str, *, secret: bool = False) -> tuple[str, str]:
+    """Split one 'partner:value' item of a list variable; a malformed one stops the start-up.
+    A secret value (a token) is not repeated in the message."""
+    partner, separator, value = (part.strip() for part in item.partition(":"))
+    if not separator or not partner or not value:
+        shown = f"{partner!r}:..." if secret else repr(item)
+        raise ImproperlyConfigured(f"{variable} items must be '{form}', got {shown}")
+    return partner, value
+
+
 WEBHOOK_TOKENS = [("epn_bz", token) for token in env.list("WEBHOOK_SECRET_TOKEN", default=[])]
-for _item in env.list("WEBHOOK_TOKENS", default=[]):
-    _partner, _sep, _token = _item.partition(":")
-    if not _sep or not _partner.strip() or not _token.strip():
-        raise ImproperlyConfigured(f"WEBHOOK_TOKENS items must be 'partner:token', got {_partner!r}:...")
-    WEBHOOK_TOKENS.append((_partner.strip(), _token.strip()))
+WEBHOOK_TOKENS += [_partner_item(item, "WEBHOOK_TOKENS", "partner:token", secret=True)
+                   for item in env.list("WEBHOOK_TOKENS", default=[])]
 
 WEBHOOK_MAX_BODY_BYTES = env.int("WEBHOOK_MAX_BODY_BYTES", default=64 * 1024)
 WEBHOOK_MAX_QUERY_BYTES = env.int("WEBHOOK_MAX_QUERY_BYTES", default=8 * 1024)
@@ -270,15 +277,16 @@ LOGGING = {
 STALE_AFTER_HOURS = 24.0
 STALE_AFTER_HOURS_BY_PARTNER = {}
 for _item in env.list("STALE_AFTER_HOURS", default=["24"]):
-    _partner, _sep, _hours = _item.rpartition(":")
+    _form = "hours' or 'partner:hours"
+    _partner, _hours = _partner_item(_item, "STALE_AFTER_HOURS", _form) if ":" in _item else ("", _item)
     try:
         _value = float(_hours)
     except ValueError:
         _value = -1.0
-    if not 0 <= _value < float("inf") or (_sep and not _partner.strip()):
-        raise ImproperlyConfigured(f"STALE_AFTER_HOURS items must be 'hours' or 'partner:hours', got {_item!r}.")
-    if _sep:
-        STALE_AFTER_HOURS_BY_PARTNER[_partner.strip()] = _value
+    if not 0 <= _value < float("inf"):
+        raise ImproperlyConfigured(f"STALE_AFTER_HOURS items must be '{_form}', got {_item!r}")
+    if _partner:
+        STALE_AFTER_HOURS_BY_PARTNER[_partner] = _value
     else:
         STALE_AFTER_HOURS = _value
 # Free space under SPOOL_DIR below which check_health warns / reports critical (MiB).
@@ -325,10 +333,7 @@ TRUSTED_PROXIES = _networks(env.list("TRUSTED_PROXIES", default=[]), "TRUSTED_PR
 # that is listed is accepted only from those ranges; one that is not listed, from anywhere.
 WEBHOOK_ALLOWED_IPS: dict[str, tuple] = {}
 for _item in env.list("WEBHOOK_ALLOWED_IPS", default=[]):
-    _partner, _sep, _ranges = _item.partition(":")
-    _partner = _partner.strip()
-    if not _sep or not _partner or not _ranges.strip():
-        raise ImproperlyConfigured(f"WEBHOOK_ALLOWED_IPS items must be 'partner:cidr;cidr', got {_item!r}")
+    _partner, _ranges = _partner_item(_item, "WEBHOOK_ALLOWED_IPS", "partner:cidr;cidr")
     if _partner in WEBHOOK_ALLOWED_IPS:
         raise ImproperlyConfigured(f"WEBHOOK_ALLOWED_IPS names {_partner!r} twice; list its ranges once, ';'-separated")
     WEBHOOK_ALLOWED_IPS[_partner] = _networks(_ranges.split(";"), f"WEBHOOK_ALLOWED_IPS for {_partner}")
