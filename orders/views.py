@@ -96,21 +96,23 @@ def _retry_later(status: str, message: str, http_status: int) -> JsonResponse:
 
 
 def _read_body(request) -> bytes | None:
-    """The request body, or None when it is over the limit (checked before reading it all)."""
+    """The request body, or None when it is over the limit (a declared length is checked before
+    anything is read)."""
     limit = settings.WEBHOOK_MAX_BODY_BYTES
     if _chunked(request):
         # Django reads exactly Content-Length bytes, so it would see a chunked body as empty and the
         # postback would be stored without it. The server has de-chunked the stream and marks its
         # end (wsgi.input_terminated), so it is read directly, still bounded by the limit.
-        body = request.environ["wsgi.input"].read(limit + 1)
-        return None if len(body) > limit else body
-    try:
-        declared = int(request.META.get("CONTENT_LENGTH") or 0)
-    except ValueError:
-        declared = 0
-    if declared > limit:
-        return None
-    body = request.read(limit + 1)
+        stream = request.environ["wsgi.input"]
+    else:
+        try:
+            declared = int(request.META.get("CONTENT_LENGTH") or 0)
+        except ValueError:
+            declared = 0
+        if declared > limit:
+            return None
+        stream = request
+    body = stream.read(limit + 1)
     return None if len(body) > limit else body
 
 
