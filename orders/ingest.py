@@ -40,7 +40,7 @@ log = logging.getLogger("epnhook.ingest")
 # A duplicate carrying different values in these fields is flagged as a conflict.
 CONFLICT_FIELDS = ("revenue", "commission_fee", "currency")
 
-CREATED, DUPLICATE, INVALID, ERROR, SPOOLED = "created", "duplicate", "invalid", "error", "spooled"
+CREATED, DUPLICATE, INVALID, SPOOLED = "created", "duplicate", "invalid", "spooled"
 # Neither the database nor the spool could take the request: only the sender's retry can save it.
 UNAVAILABLE = "unavailable"
 
