@@ -8,14 +8,15 @@ from django.core.checks import Error, Warning, register
 
 from partners.registry import PARTNERS
 
-# 32 random bytes written as URL-safe base64 or hex are at least 43 characters.
-MIN_TOKEN_LENGTH = 43
+# 32 random bytes: 43 characters of URL-safe base64, 64 of hex.
 MIN_TOKEN_BITS = 256
 # RFC 3986 unreserved characters: the only ones that reach the view exactly as configured.
 URL_SAFE_TOKEN = re.compile(r"[A-Za-z0-9._~-]+")
-# Alphabets a generated token is written in, smallest first, with the bits each character carries.
+# Alphabets a generated token is written in, smallest first, with the bits each character carries;
+# anything else is rated as the URL-safe alphabet (66 characters), the largest a working token can use.
 _ALPHABETS = ((re.compile(r"[0-9]+"), math.log2(10)), (re.compile(r"[0-9a-fA-F]+"), 4.0),
               (re.compile(r"[A-Za-z0-9_-]+"), 6.0))
+_URL_SAFE_BITS = math.log2(66)
 
 
 @register()
@@ -35,7 +36,7 @@ def check_webhook_tokens(app_configs, **kwargs):
                 hint=f"Known partners: {', '.join(PARTNERS)}.",
                 id="epnhook.E001",
             ))
-        if len(token) < MIN_TOKEN_LENGTH or token_strength_bits(token) < MIN_TOKEN_BITS:
+        if token_strength_bits(token) < MIN_TOKEN_BITS:
             problems.append(Warning(
                 f"A webhook token for {partner} is {len(token)} characters long and does not look like "
                 f"{MIN_TOKEN_BITS // 8} random bytes; it can be guessed.",
@@ -61,7 +62,7 @@ def token_strength_bits(token: str) -> float:
     distinct characters that it cannot have come from a random generator ("aaaa...")."""
     if len(set(token)) < 10:
         return 0.0
-    per_character = next((bits for alphabet, bits in _ALPHABETS if alphabet.fullmatch(token)), math.log2(94))
+    per_character = next((bits for alphabet, bits in _ALPHABETS if alphabet.fullmatch(token)), _URL_SAFE_BITS)
     return len(token) * per_character
 
 
