@@ -20,7 +20,7 @@ from pathlib import Path
 from django.conf import settings
 from django.db import DatabaseError, IntegrityError, connections
 
-from . import dberrors
+from . import alerts, dberrors
 
 log = logging.getLogger("epnhook.spool")
 
@@ -110,14 +110,12 @@ def drain(limit: int | None = None) -> DrainReport:
                 _quarantine(path, f"unreadable entry: {type(error).__name__}: {error}", report)
                 continue
             try:
-                if _already_stored(path.stem):
-                    report.already_stored += 1
-                    path.unlink(missing_ok=True)
-                    continue
                 result = store(raw, spool_id=path.stem)
             except Exception as error:
+                # Delivery.spool_id is unique: an entry stored by a drain that died before the unlink
+                # is refused by the database (store's transaction rolls back), not looked up first.
                 if isinstance(error, IntegrityError) and _already_stored(path.stem):
-                    report.already_stored += 1  # stored by a drain that died before the unlink
+                    report.already_stored += 1
                 elif isinstance(error, DatabaseError) and dberrors.classify(error) is not None:
                     report.error = dberrors.describe(error)
                     break  # the database is failing again: the entry waits for the next drain
@@ -183,7 +181,6 @@ def _already_stored(entry_id: str) -> bool:
 def _keep_as_error_delivery(raw, path: Path, error: Exception, report: DrainReport) -> bool:
     """An entry that fails through a bug of ours becomes an `error` delivery (kept for replay once the
     bug is fixed) instead of blocking every entry behind it. False if even that cannot be stored."""
-    from . import alerts
     from .ingest import record_failure
 
     log.error("spool entry %s could not be stored: %s", path.name, error, exc_info=error)
@@ -203,8 +200,6 @@ def _keep_as_error_delivery(raw, path: Path, error: Exception, report: DrainRepo
 
 
 def _quarantine(path: Path, reason: str, report: DrainReport) -> None:
-    from . import alerts
-
     target = quarantine_dir()
     target.mkdir(parents=True, exist_ok=True)
     os.replace(path, target / path.name)
