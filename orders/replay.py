@@ -10,7 +10,7 @@ from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from django.db import DatabaseError, close_old_connections, connection, transaction
+from django.db import DatabaseError, transaction
 from django.utils import timezone
 
 from partners.base import PayloadError
@@ -19,9 +19,13 @@ from partners.registry import get_partner
 from . import dberrors
 from .ingest import CREATED, DUPLICATE, INVALID, IngestResult, RawRequest, save_order, store
 from .models import Delivery, Order
+from .operations import refresh_connection
 from .payload import payload_params
 
 log = logging.getLogger("epnhook.replay")
+
+# Deliveries fetched (and replayed) per batch; the connection is refreshed between batches.
+REPLAY_BATCH_SIZE = 500
 
 
 @dataclass
@@ -71,8 +75,8 @@ def replay_deliveries(deliveries: Iterable[Delivery], *, dry_run: bool = False) 
     """Replay each delivery; a failure of one (a bug, a database error) is counted, not raised."""
     report = ReplayReport()
     for number, delivery in enumerate(deliveries):
-        if number % 500 == 0 and not connection.in_atomic_block:
-            close_old_connections()  # a long run must survive MariaDB's wait_timeout
+        if number % REPLAY_BATCH_SIZE == 0:
+            refresh_connection()  # a long run must survive MariaDB's wait_timeout
         try:
             result = replay_delivery(delivery, dry_run=dry_run)
         except Exception as error:
@@ -89,8 +93,6 @@ def _describe_parse_error(error: Exception, partner: str) -> tuple[str, str | No
 
 
 # --- Selection, summaries and manual entry (manage.py replay_webhook; usable by the admin too) -------
-
-REPLAY_BATCH_SIZE = 500
 
 
 @dataclass
