@@ -100,7 +100,7 @@ def ingest(raw: RawRequest) -> IngestResult:
             kind = dberrors.classify(error)
             if kind is None:
                 _record_bug_and_raise(raw, error)
-            _discard_connection()
+            discard_connection()
             pause = _backoff(attempt)
             # Stop when another attempt, if it took as long as one can, would overrun the deadline.
             out_of_time = time.monotonic() + pause + longest_attempt() > deadline
@@ -192,7 +192,7 @@ def _backoff(attempt: int) -> float:
     return 0.05 * 2 ** (attempt - 1) * random.uniform(0.5, 1.0)
 
 
-def _discard_connection() -> None:
+def discard_connection() -> None:
     """Drop the (probably broken) connection so the next attempt opens a fresh one.
 
     Inside a caller's transaction the connection is not ours to close; that caller handles it.

@@ -16,7 +16,7 @@ from django.utils import timezone
 from django.utils.dateparse import parse_date, parse_datetime
 
 from . import alerts, dberrors
-from .ingest import _discard_connection as discard_connection
+from .ingest import discard_connection
 
 
 @contextmanager
