@@ -125,8 +125,7 @@ def longest_attempt() -> float:
 def store(raw: RawRequest, *, spool_id: str | None = None) -> IngestResult:
     """One attempt at the write path, no retries: database errors propagate to the caller."""
     try:
-        params = payload_params(raw.query_string, raw.body, raw.content_type)
-        parsed = get_partner(raw.partner).parse(params)
+        params, parsed = read_postback(raw.partner, raw.query_string, raw.body, raw.content_type)
     except PayloadError as error:
         with transaction.atomic():
             delivery = _create_delivery(
@@ -138,6 +137,14 @@ def store(raw: RawRequest, *, spool_id: str | None = None) -> IngestResult:
         delivery = _create_delivery(raw, outcome, spool_id=spool_id, order=order, conflict_fields=list(conflicts))
     return IngestResult(outcome, delivery.pk, order.pk, conflict_fields=conflicts, uniq_id=parsed.uniq_id,
                         order_status=parsed.order_status)
+
+
+def read_postback(partner: str, query_string: str, body: bytes, content_type: str) -> tuple[dict, ParsedOrder]:
+    """A stored request's parameters and what the partner's parser makes of them: the one reading
+    shared by live requests, the spool and replay, so a replay reads a delivery exactly as it arrived.
+    Raises PayloadError for a bad payload, KeyError for a partner without a parser."""
+    params = payload_params(query_string, body, content_type)
+    return params, get_partner(partner).parse(params)
 
 
 def save_order(partner: str, parsed: ParsedOrder, params: dict) -> tuple[Order, str, tuple[str, ...]]:

@@ -14,13 +14,11 @@ from django.db import DatabaseError, transaction
 from django.utils import timezone
 
 from partners.base import PayloadError
-from partners.registry import get_partner
 
 from . import dberrors
-from .ingest import CREATED, DUPLICATE, INVALID, IngestResult, RawRequest, save_order, store
+from .ingest import CREATED, DUPLICATE, INVALID, IngestResult, RawRequest, read_postback, save_order, store
 from .models import Delivery, Order
 from .operations import refresh_connection
-from .payload import payload_params
 
 log = logging.getLogger("epnhook.replay")
 
@@ -45,8 +43,8 @@ def replay_delivery(delivery: Delivery, *, dry_run: bool = False) -> IngestResul
     created its order stays `created` (replaying it is a no-op, not a duplicate of itself).
     """
     try:
-        params = payload_params(delivery.query_string, bytes(delivery.body), delivery.content_type)
-        parsed = get_partner(delivery.partner).parse(params)
+        params, parsed = read_postback(delivery.partner, delivery.query_string, bytes(delivery.body),
+                                       delivery.content_type)
     except (PayloadError, KeyError) as error:
         message, field_name = _describe_parse_error(error, delivery.partner)
         if not dry_run:
