@@ -151,7 +151,7 @@ def check_migrations() -> Check:
 def check_spool(*, drain: bool) -> Check:
     """The spool should be empty: drain it when the database is up, and count what is left."""
     backlog = spool.backlog()
-    quarantined = quarantined_count()
+    quarantined = spool.quarantined_count()
     data = {"backlog": backlog, "quarantined": quarantined}
     if backlog and not drain:
         return Check("spool", CRITICAL, f"{backlog} postback(s) waiting; the database does not answer", data)
@@ -284,11 +284,3 @@ def _guarded_many(name: str, run: Callable[[], list[Check]]) -> list[Check]:
 
 def _skipped(name: str) -> Check:
     return Check(name, OK, "not checked: the database does not answer", skipped=True)
-
-
-def quarantined_count() -> int:
-    """Spool entries that could not be read and wait for a human (see docs/OPERATIONS.md)."""
-    try:
-        return sum(1 for path in spool.quarantine_dir().iterdir() if path.is_file())
-    except FileNotFoundError:
-        return 0

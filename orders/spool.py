@@ -72,6 +72,14 @@ def backlog() -> int:
     return len(pending())
 
 
+def quarantined_count() -> int:
+    """Spool entries that could not be read and wait for a human (see docs/OPERATIONS.md)."""
+    try:
+        return sum(1 for path in quarantine_dir().iterdir() if path.is_file())
+    except FileNotFoundError:
+        return 0
+
+
 @dataclass
 class DrainReport:
     stored: int = 0

@@ -9,7 +9,6 @@ from django.core.management.base import BaseCommand, CommandError
 from django.db import DatabaseError
 
 from orders import replay, spool
-from orders.health import quarantined_count
 from orders.models import Delivery
 from orders.operations import database_failed, positive_int, require_database, timestamp_argument
 from partners.registry import PARTNERS
@@ -84,7 +83,7 @@ class Command(BaseCommand):
         return replay.replay_selected(deliveries, dry_run=options["dry_run"])
 
     def drain_spool(self, dry_run: bool) -> None:
-        if quarantined := quarantined_count():
+        if quarantined := spool.quarantined_count():
             self.stderr.write(f"{quarantined} unreadable entr(ies) in {spool.quarantine_dir()} need a look by hand")
         if dry_run:
             self.stdout.write(f"{spool.backlog()} postback(s) waiting in the spool would be stored "
