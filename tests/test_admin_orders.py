@@ -182,3 +182,15 @@ def test_money_is_shown_exactly_without_trailing_zeros(amount, shown):
     from orders.templatetags.orders_admin import money
 
     assert money(Decimal(amount) if amount is not None else None) == shown
+
+
+@pytest.mark.parametrize(("amount", "shown"), [("1500.000000000", "1500,00"), ("0.000000001", "0,000000001")])
+def test_money_uses_the_decimal_separator_of_the_language(amount, shown):
+    from decimal import Decimal
+
+    from django.utils import translation
+
+    from orders.templatetags.orders_admin import money
+
+    with translation.override("ru"):
+        assert money(Decimal(amount)) == shown
