@@ -182,3 +182,46 @@ def test_money_is_shown_exactly_without_trailing_zeros(amount, shown):
     from orders.templatetags.orders_admin import money
 
     assert money(Decimal(amount) if amount is not None else None) == shown
+
+
+@pytest.mark.parametrize(("amount", "shown"), [("1500.000000000", "1500,00"), ("0.000000001", "0,000000001")])
+def test_money_uses_the_decimal_separator_of_the_language(amount, shown):
+    from decimal import Decimal
+
+    from django.utils import translation
+
+    from orders.templatetags.orders_admin import money
+
+    with translation.override("ru"):
+        assert money(Decimal(amount)) == shown
+
+
+@pytest.mark.django_db
+def test_list_csv_and_detail_queries_do_not_grow_with_the_rows_shown(staff_client):
+    """The current status and money of each row come with the page's one query: no query per row."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    def queries(url):
+        with CaptureQueriesContext(connection) as captured:
+            response = staff_client.get(url)
+            b"".join(response.streaming_content) if response.streaming else response.content
+        return len(captured)
+
+    def counts():
+        order = Order.objects.order_by("pk").first()
+        urls = [reverse(LIST), reverse("admin:orders_order_export"), reverse("admin:orders_order_totals"),
+                reverse("admin:orders_order_change", args=[order.pk]), reverse("admin:orders_delivery_changelist")]
+        return [queries(url) for url in urls]
+
+    def load(count, prefix):
+        for number in range(count):
+            for status in ("waiting", "completed"):
+                assert ingest(raw_get(uniq_id=f"{prefix}-{number}", order_status=status)).outcome == "created"
+
+    load(2, "FEW")
+    counts()  # warms per-process caches (content types) so they do not count below
+    few = counts()
+    load(10, "MANY")
+    assert Order.objects.count() == 24
+    assert counts() == few

@@ -47,3 +47,49 @@ def test_admin_speaks_russian_by_accept_language(client):
     content = response.content.decode()
     assert "Скачать CSV" in content and "текущий статус" in content.lower() and "подтверждён" in content
     assert "<h1>Заказы</h1>" in content and ">English</button>" in content and ">Русский</button>" in content
+
+
+def po_catalogue(path):
+    """The translated entries of a .po file as gettext keys them in a compiled .mo (fuzzy and empty
+    entries are left out, as msgfmt leaves them out)."""
+    import ast
+
+    entries, entry, section, fuzzy = [], {}, None, False
+    for line in [*path.read_text(encoding="utf-8").splitlines(), ""]:
+        if line.startswith('"'):
+            entry[section] += ast.literal_eval(line)
+        elif line.startswith("msg"):
+            section, _space, value = line.partition(" ")
+            entry[section] = ast.literal_eval(value)
+        elif not line.strip() and entry:
+            entries.append((entry, fuzzy))
+            entry, section, fuzzy = {}, None, False
+        elif line.startswith("#,") and "fuzzy" in line:
+            fuzzy = True
+    catalogue = {}
+    for entry, fuzzy in entries:
+        msgid = entry["msgid"] if "msgctxt" not in entry else f"{entry['msgctxt']}\x04{entry['msgid']}"
+        translations = {key: value for key, value in entry.items() if key.startswith("msgstr")}
+        if (fuzzy and msgid) or not all(translations.values()):
+            continue
+        if "msgid_plural" in entry:
+            catalogue.update({(msgid, int(key[7:-1])): value for key, value in translations.items()})
+        else:
+            catalogue[msgid] = translations["msgstr"]
+    return catalogue
+
+
+def test_committed_mo_is_compiled_from_the_committed_po():
+    """Both are committed and deployed as they are: a .po edited without compilemessages would
+    silently show the old (or English) text."""
+    import gettext
+    from pathlib import Path
+
+    directory = Path(__file__).resolve().parent.parent / "locale" / "ru" / "LC_MESSAGES"
+    with (directory / "django.mo").open("rb") as compiled:
+        compiled_catalogue = gettext.GNUTranslations(compiled)._catalog
+    catalogue = po_catalogue(directory / "django.po")
+    # The header ("" entry) carries creation dates that makemessages rewrites; the messages are what counts.
+    compiled_catalogue.pop("")
+    catalogue.pop("")
+    assert len(catalogue) > 90 and compiled_catalogue == catalogue

@@ -17,12 +17,13 @@ register = template.Library()
 @register.filter
 def money(value: Decimal | int | None) -> str:
     """An amount as staff read it: exact, without the column's nine trailing zeros, but with at
-    least two decimals (1500.000000000 -> 1500.00; 0.000000001 TON stays 0.000000001)."""
+    least two decimals (1500.000000000 -> 1500.00; 0.000000001 TON stays 0.000000001), with the
+    active language's decimal separator (Russian: 1500,00) like every other number of the admin."""
     if value is None:
         return "-"
     value = Decimal(value)
-    exponent = min(value.normalize().as_tuple().exponent, -2)
-    return format(value.quantize(Decimal(1).scaleb(exponent)), "f")
+    places = max(-value.normalize().as_tuple().exponent, 2)
+    return formats.number_format(value, decimal_pos=places)
 
 
 def fast_date_hierarchy(cl):
