@@ -133,7 +133,7 @@ def store(raw: RawRequest, *, spool_id: str | None = None) -> IngestResult:
             )
         return IngestResult(INVALID, delivery.pk, error=error.message, field=error.field)
     with transaction.atomic():
-        order, outcome, conflicts = save_order(raw.partner, parsed, params)
+        order, outcome, conflicts = save_order(raw.partner, parsed, params, raw.received_at)
         delivery = _create_delivery(raw, outcome, spool_id=spool_id, order=order, conflict_fields=list(conflicts))
     return IngestResult(outcome, delivery.pk, order.pk, conflict_fields=conflicts, uniq_id=parsed.uniq_id,
                         order_status=parsed.order_status)
@@ -147,8 +147,12 @@ def read_postback(partner: str, query_string: str, body: bytes, content_type: st
     return params, get_partner(partner).parse(params)
 
 
-def save_order(partner: str, parsed: ParsedOrder, params: dict) -> tuple[Order, str, tuple[str, ...]]:
+def save_order(partner: str, parsed: ParsedOrder, params: dict, received_at: datetime,
+               ) -> tuple[Order, str, tuple[str, ...]]:
     """Insert the order event, or find the stored one if this key was seen; runs inside a transaction.
+
+    The order is dated by when its postback arrived (`received_at`), not when it was written: a
+    postback stored from the spool or by a replay keeps its place among the order's statuses.
 
     Inserting first and catching the unique-key error (rather than INSERT IGNORE, which on MariaDB
     also turns bad values into mere warnings, or select-then-insert, which races) is what keeps
@@ -158,7 +162,8 @@ def save_order(partner: str, parsed: ParsedOrder, params: dict) -> tuple[Order, 
     try:
         with transaction.atomic():
             # Inserted as current: the usual first arrival of an order then needs no UPDATE below.
-            order = Order.objects.create(partner=partner, raw_payload=params, is_current=True, **values)
+            order = Order.objects.create(partner=partner, raw_payload=params, is_current=True, created_at=received_at,
+                                         **values)
     except IntegrityError:
         key = {"partner": partner, "uniq_id": parsed.uniq_id, "order_status": parsed.order_status}
         order = Order.objects.filter(**key).first()

@@ -59,7 +59,7 @@ def replay_delivery(delivery: Delivery, *, dry_run: bool = False) -> IngestResul
         outcome = CREATED if existing is None or existing.pk == delivery.order_id else DUPLICATE
         return IngestResult(outcome, delivery.pk, existing.pk if existing else None)
     with transaction.atomic():
-        order, outcome, conflicts = save_order(delivery.partner, parsed, params)
+        order, outcome, conflicts = save_order(delivery.partner, parsed, params, delivery.received_at)
         if order.pk == delivery.order_id:
             outcome = delivery.outcome if delivery.outcome in (CREATED, DUPLICATE) else CREATED
         Delivery.objects.filter(pk=delivery.pk).update(
