@@ -1,7 +1,9 @@
 """Guarantees that only a real MariaDB can prove: run with DATABASE_URL=mysql://..."""
 
 import threading
+from datetime import datetime
 from decimal import Decimal
+from zoneinfo import ZoneInfo
 
 import pytest
 from django.db import IntegrityError, connection, connections, transaction
@@ -99,3 +101,21 @@ def test_invalid_delivery_with_binary_body_is_kept(client, webhook_url):
 
 def test_health_on_mariadb(client):
     assert client.get("/health").json()["database"] == "ok"
+
+
+def test_moscow_times_are_stored_as_the_same_instant(client, webhook_url):
+    # MariaDB's DATETIME has no zone: Django must store UTC and read it back aware, or an order's
+    # time would shift by three hours between the partner's clock and the admin.
+    client.get(webhook_url, postback(click_time="2024-03-01 12:30:00", time_of_order="2024-12-31 23:59:59"))
+    order = Order.objects.get()
+    moscow = ZoneInfo("Europe/Moscow")
+    assert order.click_time == datetime(2024, 3, 1, 12, 30, tzinfo=moscow)
+    assert order.time_of_order == datetime(2024, 12, 31, 23, 59, 59, tzinfo=moscow)
+    assert order.click_time.tzinfo is not None
+
+
+def test_derived_key_makes_a_repeat_without_uniq_id_a_duplicate(client, webhook_url):
+    first = client.get(webhook_url, postback(uniq_id=None, offer_id="42"))
+    again = client.get(webhook_url, postback(uniq_id=None, offer_id="42"))
+    assert first.json()["status"] == "created" and again.json()["status"] == "duplicate"
+    assert Order.objects.get().uniq_id_derived
