@@ -35,7 +35,7 @@ import pymysql
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from tests.mariadb_server import PrivateMariaDB, free_port  # noqa: E402
+from tests.mariadb_server import PrivateMariaDB, free_port, stop_process  # noqa: E402
 
 BIN = Path(sys.executable).parent
 LUA = ROOT / "bench" / "postback.lua"
@@ -124,13 +124,7 @@ class Service:
         raise TimeoutError(f"{self.name} did not answer {url} within {timeout}s; see {self.log}")
 
     def stop(self) -> None:
-        if self.process and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(20)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(5)
+        stop_process(self.process, 20)
 
 
 # --- one load run ----------------------------------------------------------------------------------

@@ -1,7 +1,6 @@
 import os
 
 import pytest
-from django.db import connection
 
 from tests.settings import TEST_TOKEN
 
@@ -39,11 +38,6 @@ def pytest_terminal_summary(terminalreporter):
 @pytest.fixture
 def webhook_url():
     return f"/webhook/{TEST_TOKEN}"
-
-
-@pytest.fixture
-def on_mariadb():
-    assert connection.vendor == "mysql"
 
 
 @pytest.fixture(scope="session")

@@ -22,7 +22,7 @@ from urllib.parse import urlencode
 
 from aiosmtpd.controller import Controller
 
-from tests.mariadb_server import free_port
+from tests.mariadb_server import free_port, stop_process
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 logging.getLogger("mail.log").setLevel(logging.WARNING)  # aiosmtpd logs every SMTP command
@@ -159,13 +159,7 @@ class Service:
         raise TimeoutError(f"gunicorn did not answer:\n{self.log()}")
 
     def __exit__(self, *exc):
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(20)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        stop_process(self.process, 20)
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")

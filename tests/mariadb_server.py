@@ -20,6 +20,17 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+def stop_process(process: subprocess.Popen | None, timeout: float) -> None:
+    """SIGTERM, then SIGKILL if `process` has not exited within `timeout` seconds."""
+    if process and process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(30)
+
+
 def available() -> bool:
     return Path(MARIADBD).exists() and shutil.which("mariadb-install-db") is not None
 
@@ -89,12 +100,7 @@ class PrivateMariaDB:
             self.process.wait(30)
 
     def stop(self) -> None:
-        if self.process and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(30)
-            except subprocess.TimeoutExpired:
-                self.kill()
+        stop_process(self.process, 30)
 
     def restart(self) -> None:
         self.kill()

@@ -1,7 +1,9 @@
 """Guarantees that only a real MariaDB can prove: run with DATABASE_URL=mysql://..."""
 
 import threading
+from datetime import datetime
 from decimal import Decimal
+from zoneinfo import ZoneInfo
 
 import pytest
 from django.db import IntegrityError, connection, connections, transaction
@@ -99,3 +101,47 @@ def test_invalid_delivery_with_binary_body_is_kept(client, webhook_url):
 
 def test_health_on_mariadb(client):
     assert client.get("/health").json()["database"] == "ok"
+
+
+def test_moscow_times_are_stored_as_the_same_instant(client, webhook_url):
+    # MariaDB's DATETIME has no zone: Django must store UTC and read it back aware, or an order's
+    # time would shift by three hours between the partner's clock and the admin.
+    client.get(webhook_url, postback(click_time="2024-03-01 12:30:00", time_of_order="2024-12-31 23:59:59"))
+    order = Order.objects.get()
+    moscow = ZoneInfo("Europe/Moscow")
+    assert order.click_time == datetime(2024, 3, 1, 12, 30, tzinfo=moscow)
+    assert order.time_of_order == datetime(2024, 12, 31, 23, 59, 59, tzinfo=moscow)
+    assert order.click_time.tzinfo is not None
+
+
+def test_derived_key_makes_a_repeat_without_uniq_id_a_duplicate(client, webhook_url):
+    first = client.get(webhook_url, postback(uniq_id=None, offer_id="42"))
+    again = client.get(webhook_url, postback(uniq_id=None, offer_id="42"))
+    assert first.json()["status"] == "created" and again.json()["status"] == "duplicate"
+    assert Order.objects.get().uniq_id_derived
+
+
+def test_postbacks_reuse_one_connection_and_a_killed_one_is_replaced(client, webhook_url, settings):
+    # Persistent connections (CONN_MAX_AGE) spare each postback a connect; a connection the server
+    # dropped meanwhile (wait_timeout, a restart) must be replaced, never cost a postback.
+    assert settings.DATABASES["default"]["CONN_MAX_AGE"] > 0 and settings.DATABASES["default"]["CONN_HEALTH_CHECKS"]
+
+    def server_connection_id() -> int:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT CONNECTION_ID()")
+            return cursor.fetchone()[0]
+
+    assert client.get(webhook_url, postback(uniq_id="KEEP-1")).json()["status"] == "created"
+    first = server_connection_id()
+    assert client.get(webhook_url, postback(uniq_id="KEEP-2")).json()["status"] == "created"
+    assert server_connection_id() == first
+
+    killer = connections.create_connection("default")
+    try:
+        with killer.cursor() as cursor:
+            cursor.execute(f"KILL CONNECTION {first}")
+    finally:
+        killer.close()
+    assert client.get(webhook_url, postback(uniq_id="KEEP-3")).json()["status"] == "created"
+    assert server_connection_id() != first
+    assert Order.objects.filter(uniq_id__startswith="KEEP-").count() == 3

@@ -6,21 +6,12 @@ before the fix, Django read such a body as empty and the postback was stored wit
 
 import http.client
 import json
-import os
-import socket
 import sqlite3
-import subprocess
-import sys
-import time
-from pathlib import Path
 
 import pytest
 
 from tests.factories import postback
-from tests.mariadb_server import free_port
-from tests.settings import TEST_TOKEN
-
-ROOT = Path(__file__).resolve().parent.parent
+from tests.live_service import TOKEN, Service, migrate, production_env
 
 
 @pytest.fixture(scope="module")
@@ -28,40 +19,16 @@ def server(tmp_path_factory):
     """gunicorn with the production config, on a free port, over its own SQLite file."""
     var = tmp_path_factory.mktemp("gunicorn")
     database = var / "db.sqlite3"
-    env = {
-        "PATH": os.environ.get("PATH", ""), "ENV_FILE": "", "DEBUG": "False", "SECRET_KEY": "x" * 50,
-        "ALLOWED_HOSTS": "127.0.0.1", "SECURE_SSL_REDIRECT": "False", "WEBHOOK_SECRET_TOKEN": TEST_TOKEN,
-        "DATABASE_URL": f"sqlite:///{database}", "SPOOL_DIR": str(var / "spool"), "ALERT_STATE_DIR": str(var / "a"),
-        "EMAIL_URL": "consolemail://", "LOG_LEVEL": "WARNING",
-    }
-    subprocess.run([sys.executable, "manage.py", "migrate", "--noinput", "-v0"], cwd=ROOT, env=env, check=True,
-                   timeout=180)
-    port = free_port()
-    process = subprocess.Popen(
-        [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", "--bind", f"127.0.0.1:{port}", "--workers", "1",
-         "epnhook.wsgi:application"],
-        cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                break
-            except OSError:
-                assert process.poll() is None, "gunicorn exited at start"
-                assert time.monotonic() < deadline, "gunicorn did not start listening"
-                time.sleep(0.2)
-        yield port, database
-    finally:
-        process.terminate()
-        process.wait(timeout=30)
+    env = production_env(f"sqlite:///{database}", var, "consolemail://")
+    migrate(env)
+    with Service(env, var, workers=1) as service:
+        yield service.port, database
 
 
 def post_chunked(port: int, chunks: list[bytes], content_type: str) -> tuple[int, dict]:
     connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
     # An iterable body without Content-Length is sent with Transfer-Encoding: chunked.
-    connection.request("POST", f"/webhook/{TEST_TOKEN}", body=iter(chunks),
+    connection.request("POST", f"/webhook/{TOKEN}", body=iter(chunks),
                        headers={"Content-Type": content_type}, encode_chunked=True)
     response = connection.getresponse()
     answer = response.status, json.loads(response.read())
