@@ -8,7 +8,6 @@ the headers Traefik adds.
 import json
 import os
 import runpy
-import signal
 import subprocess
 import sys
 import time
@@ -22,7 +21,7 @@ from django.core.management import call_command
 from django.test import Client
 
 from orders import setup_wizard as wizard
-from tests.mariadb_server import free_port
+from tests.mariadb_server import free_port, stop_process
 
 BASE_DIR = Path(settings.BASE_DIR)
 DOMAIN = "webhook.example.com"
@@ -149,8 +148,7 @@ class Gunicorn:
                               capture_output=True, text=True)
 
     def __exit__(self, *exc):
-        self.process.send_signal(signal.SIGTERM)
-        self.process.wait(30)
+        stop_process(self.process, 30)
 
     def request(self, path: str, *, data: bytes | None = None, headers=None) -> int:
         headers = {"Host": DOMAIN, "X-Forwarded-Proto": "https", "X-Forwarded-For": "203.0.113.7", **(headers or {})}
