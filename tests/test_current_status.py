@@ -88,26 +88,3 @@ def test_concurrent_arrivals_of_one_order_leave_exactly_one_current_row():
         assert len(current) == 1 and current[0] in ("completed", "rejected")
         final_rows = Order.objects.filter(uniq_id=uniq_id, order_status__in=["completed", "rejected"])
         assert current[0] == final_rows.order_by("-created_at", "-pk").first().order_status
-
-
-@pytest.mark.django_db
-def test_migration_backfill_flags_the_same_rows_as_the_write_path():
-    """The migration carries a frozen copy of orders.current.rank to flag orders stored before the
-    flag existed; it must pick the row the write path picks."""
-    from importlib import import_module
-
-    from django.apps import apps
-
-    backfill_is_current = import_module("orders.migrations.0002_admin_indexes_current").backfill_is_current
-    histories = {
-        "EPN-A": ["waiting", "pending"], "EPN-B": ["completed", "waiting"],
-        "EPN-C": ["rejected", "completed", "pending"], "EPN-D": ["pending", "rejected", "waiting"],
-    }
-    for uniq_id, arrivals in histories.items():
-        for status in arrivals:
-            assert ingest(raw_get(uniq_id=uniq_id, order_status=status)).outcome == "created"
-    expected = {uniq_id: current_statuses(uniq_id) for uniq_id in histories}
-    assert Order.objects.filter(is_current=True).update(is_current=False) == len(histories)
-    backfill_is_current(apps, None)
-    assert {uniq_id: current_statuses(uniq_id) for uniq_id in histories} == expected
-    assert expected == {"EPN-A": ["pending"], "EPN-B": ["completed"], "EPN-C": ["completed"], "EPN-D": ["rejected"]}
