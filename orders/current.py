@@ -6,14 +6,11 @@ reorder postbacks, so arrival order alone does not tell the truth: a late `waiti
 arrived in; otherwise the later arrival wins (created_at, then id, break ties).
 """
 
+from django.db import connection
+
 from partners.base import FINAL_STATUSES
 
 from .models import Order
-
-
-def rank(order_status: str, created_at, pk: int) -> tuple:
-    """Sort key: the row with the highest rank of its (partner, uniq_id) is the current one."""
-    return (order_status in FINAL_STATUSES, created_at, pk)
 
 
 def refresh_current(partner: str, uniq_id: str) -> int | None:
@@ -25,18 +22,26 @@ def refresh_current(partner: str, uniq_id: str) -> int | None:
     flags right. Under READ COMMITTED there are no gap locks, so two first arrivals of one order can
     each hold their own new row and wait for the other's: InnoDB then aborts one as a deadlock, which
     orders.ingest retries as a transient error.
+
+    Written in SQL rather than the ORM because every new order runs it (see orders.rows); the rule
+    above is its ORDER BY, so the first row is the current one.
     """
-    rows = list(
-        Order.objects.select_for_update()
-        .filter(partner=partner, uniq_id=uniq_id)
-        .values_list("pk", "order_status", "created_at", "is_current")
-    )
+    table = Order._meta.db_table
+    finals = ", ".join(["%s"] * len(FINAL_STATUSES))
+    lock = " FOR UPDATE" if connection.features.has_select_for_update else ""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT id, is_current FROM {connection.ops.quote_name(table)} WHERE partner = %s AND uniq_id = %s"
+            f" ORDER BY order_status IN ({finals}) DESC, created_at DESC, id DESC{lock}",
+            [partner, uniq_id, *FINAL_STATUSES],
+        )
+        rows = cursor.fetchall()
     if not rows:
         return None
-    current_pk = max(rows, key=lambda row: rank(row[1], row[2], row[0]))[0]
-    stale = [pk for pk, _status, _created, is_current in rows if is_current and pk != current_pk]
+    current_pk = rows[0][0]
+    stale = [pk for pk, is_current in rows[1:] if is_current]
     if stale:
         Order.objects.filter(pk__in=stale).update(is_current=False)
-    if not next(row[3] for row in rows if row[0] == current_pk):
+    if not rows[0][1]:
         Order.objects.filter(pk=current_pk).update(is_current=True)
     return current_pk

@@ -30,7 +30,7 @@ from django.utils.dateparse import parse_datetime
 from partners.base import ParsedOrder, PayloadError
 from partners.registry import get_partner
 
-from . import alerts, dberrors, spool
+from . import alerts, dberrors, rows, spool
 from .current import refresh_current
 from .models import Delivery, Order
 from .payload import payload_params
@@ -156,14 +156,14 @@ def save_order(partner: str, parsed: ParsedOrder, params: dict, received_at: dat
 
     Inserting first and catching the unique-key error (rather than INSERT IGNORE, which on MariaDB
     also turns bad values into mere warnings, or select-then-insert, which races) is what keeps
-    concurrent identical postbacks to exactly one row.
+    concurrent identical postbacks to exactly one row. A refused INSERT undoes only itself (see
+    orders.rows), so no savepoint is needed around it.
     """
     values = {name: getattr(parsed, name) for name in ParsedOrder.__dataclass_fields__}
+    # Inserted as current: the usual first arrival of an order then needs no UPDATE below.
+    order = Order(partner=partner, raw_payload=params, is_current=True, created_at=received_at, **values)
     try:
-        with transaction.atomic():
-            # Inserted as current: the usual first arrival of an order then needs no UPDATE below.
-            order = Order.objects.create(partner=partner, raw_payload=params, is_current=True, created_at=received_at,
-                                         **values)
+        rows.insert(order)
     except IntegrityError:
         key = {"partner": partner, "uniq_id": parsed.uniq_id, "order_status": parsed.order_status}
         order = Order.objects.filter(**key).first()
@@ -182,7 +182,7 @@ def save_order(partner: str, parsed: ParsedOrder, params: dict, received_at: dat
 
 def _create_delivery(raw: RawRequest, outcome: str, *, spool_id: str | None, **extra) -> Delivery:
     source = Delivery.Source.SPOOL if spool_id and raw.source == Delivery.Source.HTTP else raw.source
-    return Delivery.objects.create(
+    delivery = Delivery(
         partner=raw.partner,
         source=source,
         method=raw.method,
@@ -197,6 +197,8 @@ def _create_delivery(raw: RawRequest, outcome: str, *, spool_id: str | None, **e
         spool_id=spool_id,
         **extra,
     )
+    rows.insert(delivery)
+    return delivery
 
 
 def _backoff(attempt: int) -> float:
