@@ -32,6 +32,8 @@ _STALE_TMP_SECONDS = 3600
 _last_start = float("-inf")
 _start_lock = threading.Lock()
 _drain_thread: threading.Thread | None = None
+# The incoming directory's modification time when it was last seen empty (see _has_pending).
+_empty_at_mtime: int | None = None
 
 
 def incoming_dir() -> Path:
@@ -162,11 +164,25 @@ def drain_in_background_if_pending() -> None:
 
 
 def _has_pending() -> bool:
+    """Whether an entry waits; one stat() when nothing changed since the directory was seen empty.
+
+    Adding or removing an entry changes the directory's mtime, so an unchanged mtime means still
+    empty. The kernel stamps mtimes with a coarse clock, though, and a change within the tick of the
+    recorded one would leave it equal; so an mtime is recorded only when it is already a second old.
+    """
+    global _empty_at_mtime
+    directory = incoming_dir()
     try:
-        with os.scandir(incoming_dir()) as entries:
-            return any(entry.name.endswith(".json") for entry in entries)
+        mtime = os.stat(directory).st_mtime_ns
+        if mtime == _empty_at_mtime:
+            return False
+        with os.scandir(directory) as entries:
+            pending = any(entry.name.endswith(".json") for entry in entries)
     except FileNotFoundError:
         return False
+    settled = mtime < time.time_ns() - 1_000_000_000
+    _empty_at_mtime = mtime if settled and not pending else None
+    return pending
 
 
 def _drain_on_thread() -> None:

@@ -6,19 +6,26 @@ import time
 from django.conf import settings
 from django.db import DatabaseError, connection
 from django.http import JsonResponse
+from django.http.request import HttpHeaders
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.debug import sensitive_variables
 
 from . import spool
+from epnhook.middleware import machine_endpoint
+
 from .clientip import address_allowed, client_ip
 from .ingest import CREATED, DUPLICATE, INVALID, SPOOLED, UNAVAILABLE, RawRequest, ingest
 from .tokens import partner_for_token, seconds_left_in_window, wrong_token_over_limit
 
 log = logging.getLogger("epnhook.webhook")
 
-# Request headers worth keeping with a delivery; never cookies or authorisation.
-KEPT_HEADERS = ("Content-Type", "Content-Length", "User-Agent", "X-Forwarded-For", "X-Forwarded-Proto",
-                "X-Real-Ip", "Accept")
+# Request headers worth keeping with a delivery; never cookies or authorisation. Read from META by
+# their WSGI names: request.headers would build a mapping of every header on each postback.
+KEPT_HEADERS = tuple(
+    (name, HttpHeaders.to_wsgi_name(name))
+    for name in ("Content-Type", "Content-Length", "User-Agent", "X-Forwarded-For", "X-Forwarded-Proto",
+                 "X-Real-Ip", "Accept")
+)
 # How long a sender should wait before retrying a spooled postback.
 RETRY_AFTER_SECONDS = 60
 
@@ -27,7 +34,8 @@ def json_error(status: int, message: str, **extra) -> JsonResponse:
     return JsonResponse({"error": message, **extra}, status=status)
 
 
-@sensitive_variables("token")  # outermost, so the argument is hidden in every frame of an error report
+@machine_endpoint
+@sensitive_variables("token")  # outermost wrapper, so the argument is hidden in every frame of an error report
 @csrf_exempt
 def webhook(request, token):
     """Receive one postback: GET or POST to /webhook/<token>. Every answer is JSON."""
@@ -64,7 +72,7 @@ def webhook(request, token):
         content_type=request.META.get("CONTENT_TYPE", ""),
         remote_addr=client,
         user_agent=request.META.get("HTTP_USER_AGENT", ""),
-        headers={name: request.headers[name] for name in KEPT_HEADERS if name in request.headers},
+        headers={name: request.META[key] for name, key in KEPT_HEADERS if key in request.META},
     ))
     milliseconds = round((time.monotonic() - started) * 1000, 1)
     # One line per postback; the fields are in the text too, since the text formatter shows no extras.
@@ -124,6 +132,7 @@ def _chunked(request) -> bool:
     )
 
 
+@machine_endpoint
 def health(request):
     """200 when the database answers, 503 when it does not, with the spool backlog either way; never
     reveals configuration."""
