@@ -181,8 +181,10 @@ def test_gunicorn_serves_postbacks_and_never_logs_the_token(tmp_path):
     assert redirect == 200  # /health is exempt from the HTTPS redirect (the container probe is plain HTTP)
     log = server.log.read_text()
     assert TOKEN not in log + server.errors.read_text() and TOKEN[:20] not in log + server.errors.read_text()
-    access = [line for line in log.splitlines() if '"GET /webhook/' in line or '"POST /webhook/' in line]
-    assert len(access) == 5 and all("/webhook/<redacted>" in line for line in access), log
+    # The application logs webhook requests; gunicorn's access log leaves them out (and logs the rest).
+    assert '"GET /webhook/' not in log and '"POST /webhook/' not in log, log
+    assert '"GET /health" 200' in log
+    assert "Not Found: /webhook/<redacted>" in log
     # One line per postback, with the fields an operator greps for.
     assert "postback created partner=epn_bz uniq_id=EPN-DEPLOY-1 status=waiting ms=" in log
     assert "postback duplicate partner=epn_bz uniq_id=EPN-DEPLOY-1 status=waiting ms=" in log
@@ -198,7 +200,7 @@ def test_log_format_json_writes_one_json_object_per_postback(tmp_path):
     served = log[log.index("{"):].splitlines()
     records = [json.loads(line) for line in served]
     access = [record["message"] for record in records if record["logger"] == "gunicorn.access"]
-    assert sum('"GET /webhook/<redacted>' in line or '"POST /webhook/<redacted>' in line for line in access) == 5
+    assert not any("/webhook/" in line for line in access), access
     postbacks = [record for record in records if record["logger"] == "epnhook.webhook"]
     assert [(r["outcome"], r["partner"], r["uniq_id"], r["status"]) for r in postbacks] == [
         ("created", "epn_bz", "EPN-DEPLOY-1", "waiting"),
