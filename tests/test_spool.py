@@ -130,3 +130,97 @@ def test_nothing_to_drain_starts_no_thread(monkeypatch):
     monkeypatch.setattr(spool, "_last_start", float("-inf"))
     spool.drain_in_background_if_pending()
     assert spool._drain_thread is None
+
+
+# --- _has_pending: the directory's mtime saves the scan while nothing changes -------------------------
+
+@pytest.fixture
+def scans(monkeypatch):
+    """How often the incoming directory was scanned; the mtime cache starts empty."""
+    monkeypatch.setattr(spool, "_empty_at_mtime", None)
+    calls = []
+    scandir = os.scandir
+
+    def counting(path="."):
+        if os.fspath(path) == os.fspath(spool.incoming_dir()):
+            calls.append(path)
+        return scandir(path)
+
+    monkeypatch.setattr(spool.os, "scandir", counting)
+    return calls
+
+
+def settle(directory):
+    """Date the directory's last change 10 s back: older than the coarse clock tick _has_pending allows for."""
+    past = time.time() - 10
+    os.utime(directory, (past, past))
+
+
+def test_settled_empty_directory_is_not_scanned_again(scans):
+    spool.incoming_dir().mkdir(parents=True)
+    settle(spool.incoming_dir())
+    assert [spool._has_pending() for _ in range(5)] == [False] * 5
+    assert len(scans) == 1
+    # A temporary file (a write in progress) is no entry, but it changes the directory: scanned again.
+    (spool.incoming_dir() / ".1-partial.tmp").write_bytes(b"{")
+    assert spool._has_pending() is False
+    assert len(scans) == 2
+    settle(spool.incoming_dir())
+    assert [spool._has_pending() for _ in range(3)] == [False] * 3
+    assert len(scans) == 3
+
+
+def test_entry_written_after_the_directory_was_seen_empty_is_found(scans):
+    spool.incoming_dir().mkdir(parents=True)
+    settle(spool.incoming_dir())
+    assert spool._has_pending() is False
+    assert spool._empty_at_mtime == spool.incoming_dir().stat().st_mtime_ns  # the look was cached
+    spooled("A")
+    assert spool._has_pending() is True
+    assert len(scans) == 2
+
+
+def test_directory_with_an_entry_is_scanned_every_time(scans):
+    spooled("A")
+    settle(spool.incoming_dir())
+    assert [spool._has_pending() for _ in range(3)] == [True] * 3
+    assert len(scans) == 3
+    # Drained: the unlink changes the directory, so the next look sees it empty.
+    spool.pending()[0].unlink()
+    assert spool._has_pending() is False
+
+
+def test_fresh_mtime_is_not_cached(scans):
+    """An mtime within the last second could be shared by a change still to come in the same tick."""
+    spool.incoming_dir().mkdir(parents=True)  # modified just now
+    assert [spool._has_pending() for _ in range(3)] == [False] * 3
+    assert spool._empty_at_mtime is None
+    assert len(scans) == 3
+    # Once the same mtime is a second old it is cached.
+    settle(spool.incoming_dir())
+    assert [spool._has_pending() for _ in range(3)] == [False] * 3
+    assert len(scans) == 4
+
+
+def test_missing_directory_is_nothing_pending(scans):
+    assert not spool.incoming_dir().exists()
+    assert spool._has_pending() is False
+    assert spool._empty_at_mtime is None
+    spooled("A")  # creates it
+    assert spool._has_pending() is True
+
+
+@pytest.mark.django_db(transaction=True)
+def test_write_after_the_cached_empty_look_is_drained_by_the_next_stored_postback(monkeypatch, scans):
+    monkeypatch.setattr(spool, "_last_start", float("-inf"))
+    monkeypatch.setattr(spool, "_drain_thread", None)
+    spool.incoming_dir().mkdir(parents=True)
+    settle(spool.incoming_dir())
+    assert ingest(raw_get(uniq_id="A")).outcome == "created"  # looks, finds nothing, caches the mtime
+    assert spool._drain_thread is None and spool._empty_at_mtime is not None
+    spooled("B")  # the database failed for another worker meanwhile
+    monkeypatch.setattr(spool, "_last_start", float("-inf"))
+    assert ingest(raw_get(uniq_id="C")).outcome == "created"
+    spool._drain_thread.join(10)
+    assert spool.backlog() == 0
+    assert sorted(Order.objects.values_list("uniq_id", flat=True)) == ["A", "B", "C"]
