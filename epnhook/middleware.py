@@ -8,6 +8,7 @@ headers still apply) after the Host check that CommonMiddleware would have made 
 every other request goes down the whole chain as usual.
 """
 
+from django.core.handlers.exception import convert_exception_to_response
 from django.middleware.security import SecurityMiddleware
 from django.urls import Resolver404, get_resolver
 
@@ -25,13 +26,14 @@ class MachineEndpointMiddleware:
     """First in MIDDLEWARE: routes a request for a @machine_endpoint view past the rest of the chain.
 
     The request still passes through Django's handler (request_started/finished, so database
-    connections are managed as for any request) and through this middleware's exception handling,
-    so an error in the view becomes the usual logged 500.
+    connections are managed as for any request). An error in the view, or a Host outside
+    ALLOWED_HOSTS, becomes the usual logged 500 or 400 inside SecurityMiddleware, so that answer
+    carries the security headers too.
     """
 
     def __init__(self, get_response):
         self.get_response = get_response
-        self.call_machine_view = SecurityMiddleware(self._call_view)
+        self.call_machine_view = SecurityMiddleware(convert_exception_to_response(self._call_view))
 
     def __call__(self, request):
         try:
@@ -47,4 +49,9 @@ class MachineEndpointMiddleware:
     def _call_view(request):
         request.get_host()  # raises DisallowedHost (a 400) for a Host outside ALLOWED_HOSTS
         match = request.resolver_match
-        return match.func(request, *match.args, **match.kwargs)
+        response = match.func(request, *match.args, **match.kwargs)
+        # What CommonMiddleware would add: without it gunicorn answers HTTP/1.1 chunked and closes
+        # an HTTP/1.0 sender's connection.
+        if not response.streaming and not response.has_header("Content-Length"):
+            response.headers["Content-Length"] = str(len(response.content))
+        return response

@@ -17,6 +17,8 @@ _statements: dict[tuple[str, type[Model]], tuple[str, list]] = {}
 def insert(obj: Model) -> None:
     """INSERT `obj` as a new row on the default database and set its primary key.
 
+    Unlike save(), it does not check related objects: save an object's foreign key target first.
+
     Raises IntegrityError when a constraint refuses the row. On MariaDB and SQLite (the only
     databases settings.py accepts) that undoes the statement alone, so the caller's transaction
     stays usable without a savepoint.

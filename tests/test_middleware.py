@@ -122,6 +122,12 @@ def test_webhook_postback_skips_the_browser_middleware_but_keeps_the_security_he
     assert set(ran) == {"SecurityMiddleware", *(cls.__name__ for cls in BROWSER_MIDDLEWARE)}
 
 
+def test_marked_views_answer_with_a_content_length(client, webhook_url):
+    """CommonMiddleware used to add it; without it gunicorn answers chunked or closes the connection."""
+    for response in (client.get(webhook_url, postback()), client.get("/health"), client.put(webhook_url)):
+        assert response["Content-Length"] == str(len(response.content)), response.status_code
+
+
 def test_post_postback_with_cookies_is_lean_too(client, webhook_url, ran):
     """A sender that replays cookies gets none back, and no CSRF check refuses its POST."""
     client.cookies["sessionid"] = "not-a-session"
