@@ -10,9 +10,9 @@ from django.http.request import HttpHeaders
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.debug import sensitive_variables
 
-from . import spool
 from epnhook.middleware import machine_endpoint
 
+from . import spool
 from .clientip import address_allowed, client_ip
 from .ingest import CREATED, DUPLICATE, INVALID, SPOOLED, UNAVAILABLE, RawRequest, ingest
 from .tokens import partner_for_token, seconds_left_in_window, wrong_token_over_limit
