@@ -45,6 +45,20 @@ class OnlyExceptions(logging.Filter):
         return record.exc_info is not None and record.exc_info[0] is not None
 
 
+# Control characters written as escapes: a newline in a sender's uniq_id, or a %0A in a request path
+# (Django logs 404s with the decoded path), must not start a forged log line.
+_CONTROL_ESCAPES = {code: f"\\x{code:02x}" for code in (*range(32), 127)} | {10: "\\n", 13: "\\r", 9: "\\t"}
+
+
+class OneLineFormatter(logging.Formatter):
+    """The text format: one line per record, whatever the message holds (a traceback still follows
+    on its own lines)."""
+
+    def formatMessage(self, record: logging.LogRecord) -> str:
+        record.message = record.message.translate(_CONTROL_ESCAPES)
+        return super().formatMessage(record)
+
+
 class JsonFormatter(logging.Formatter):
     """One JSON object per line, for log shippers (LOG_FORMAT=json)."""
 

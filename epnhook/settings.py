@@ -244,7 +244,7 @@ LOGGING = {
         "only_exceptions": {"()": "epnhook.logging.OnlyExceptions"},
     },
     "formatters": {
-        "text": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
+        "text": {"()": "epnhook.logging.OneLineFormatter", "format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
         "json": {"()": "epnhook.logging.JsonFormatter"},
     },
     "handlers": {
