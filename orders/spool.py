@@ -169,6 +169,8 @@ def _has_pending() -> bool:
     Adding or removing an entry changes the directory's mtime, so an unchanged mtime means still
     empty. The kernel stamps mtimes with a coarse clock, though, and a change within the tick of the
     recorded one would leave it equal; so an mtime is recorded only when it is already a second old.
+    That holds on file systems that stamp times to a second or finer (ext4, xfs, overlayfs), not on
+    FAT's two seconds: SPOOL_DIR must not be on FAT.
     """
     global _empty_at_mtime
     directory = incoming_dir()
