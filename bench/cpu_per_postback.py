@@ -28,7 +28,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.run import cpu_seconds  # noqa: E402
+from bench.run import cpu_seconds, service_environment  # noqa: E402
 from tests.mariadb_server import PrivateMariaDB  # noqa: E402
 
 
@@ -61,12 +61,8 @@ def main() -> int:
     try:
         db.sql("CREATE DATABASE bench_cpu CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci")
         token = secrets.token_urlsafe(32)
-        os.environ.update({
-            "ENV_FILE": "", "DEBUG": "False", "SECRET_KEY": secrets.token_urlsafe(50), "ALLOWED_HOSTS": "127.0.0.1",
-            "DATABASE_URL": db.url("bench_cpu"), "WEBHOOK_SECRET_TOKEN": token, "EMAIL_URL": "consolemail://",
-            "SPOOL_DIR": str(args.workdir / "spool"), "ALERT_STATE_DIR": str(args.workdir / "alerts"),
-            "DJANGO_SETTINGS_MODULE": "epnhook.settings",
-        })
+        os.environ.update(service_environment(db.url("bench_cpu"), token, args.workdir),
+                          DJANGO_SETTINGS_MODULE="epnhook.settings")
         # The log line of each postback is part of its cost, so it is written, but to /dev/null: the
         # logging settings bind to sys.stdout when Django starts, and the report goes to the real one.
         report, sys.stdout = sys.stdout, open(os.devnull, "w")  # noqa: SIM115 (closed with the process)

@@ -298,6 +298,14 @@ def report(args, runs: list[LoadRun], checks: dict, idle_rss: dict, db: PrivateM
 
 # --- main --------------------------------------------------------------------------------------------
 
+def service_environment(database_url: str, token: str, workdir: Path) -> dict[str, str]:
+    """Our service's settings for a benchmark: production's (DEBUG off), a fresh secret, one webhook
+    token, mail to the console, and the spool and alert state under `workdir`."""
+    return {"ENV_FILE": "", "DEBUG": "False", "SECRET_KEY": secrets.token_urlsafe(50), "ALLOWED_HOSTS": "127.0.0.1",
+            "DATABASE_URL": database_url, "WEBHOOK_SECRET_TOKEN": token, "EMAIL_URL": "consolemail://",
+            "SPOOL_DIR": str(workdir / "spool"), "ALERT_STATE_DIR": str(workdir / "alerts")}
+
+
 def parse_args():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--duration", type=int, default=20, help="seconds per measured run")
@@ -328,10 +336,7 @@ def main() -> int:
             db.sql(f"DROP DATABASE IF EXISTS {name}; CREATE DATABASE {name} CHARACTER SET utf8mb4 "
                    "COLLATE utf8mb4_unicode_ci")
         token = secrets.token_urlsafe(32)
-        ours_env = {**os.environ, "ENV_FILE": "", "DEBUG": "False", "SECRET_KEY": secrets.token_urlsafe(50),
-                    "ALLOWED_HOSTS": "127.0.0.1", "DATABASE_URL": db.url("bench_epnhook"),
-                    "WEBHOOK_SECRET_TOKEN": token, "EMAIL_URL": "consolemail://",
-                    "SPOOL_DIR": str(runs_dir / "spool"), "ALERT_STATE_DIR": str(runs_dir / "alerts")}
+        ours_env = {**os.environ, **service_environment(db.url("bench_epnhook"), token, runs_dir)}
         subprocess.run([sys.executable, "manage.py", "migrate", "--noinput", "-v0"], cwd=ROOT, env=ours_env,
                        check=True)
         port = free_port()
