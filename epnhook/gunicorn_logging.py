@@ -3,7 +3,7 @@ without webhook requests, which the application logs itself."""
 
 from gunicorn.glogging import Logger
 
-from epnhook.logging import redact
+from epnhook.logging import WEBHOOK_PATH_PREFIX, redact
 
 # Atoms that contain the request path: %(U)s path, %(r)s request line, %(f)s referer, {raw_uri}.
 _PATH_ATOMS = ("U", "r", "f", "{raw_uri}e")
@@ -14,7 +14,7 @@ class RedactingLogger(Logger):
         # Every webhook request already has one line from the application: the postback's outcome
         # (orders.views), or Django's "Not Found"/"Bad Request" warning for a refused one. gunicorn's
         # line would repeat it at about a tenth of a millisecond of CPU per postback (docs/PERFORMANCE.md).
-        if environ.get("PATH_INFO", "").startswith("/webhook/"):
+        if environ.get("PATH_INFO", "").startswith(WEBHOOK_PATH_PREFIX):
             return
         super().access(resp, req, environ, request_time)
 

@@ -8,7 +8,8 @@ from django.utils.log import AdminEmailHandler
 from django.views.debug import SafeExceptionReporterFilter
 
 # The token is the path segment after /webhook/; it must never reach a log line or an email.
-_WEBHOOK_PATH = re.compile(r"(/webhook/)[^/?#\s\"']+")
+WEBHOOK_PATH_PREFIX = "/webhook/"
+_WEBHOOK_PATH = re.compile(f"({WEBHOOK_PATH_PREFIX})" + r"[^/?#\s\"']+")
 REDACTED = "<redacted>"
 
 
@@ -30,7 +31,7 @@ class RedactTokensFilter(logging.Filter):
         if cleaned != message:
             record.msg, record.args = cleaned, ()
         request = getattr(record, "request", None)
-        if request is not None and "/webhook/" in getattr(request, "path", ""):
+        if request is not None and WEBHOOK_PATH_PREFIX in getattr(request, "path", ""):
             record.request = None
         if record.exc_info and record.exc_text is None and record.exc_info[0] is not None:
             record.exc_text = redact(logging.Formatter().formatException(record.exc_info))
