@@ -61,8 +61,7 @@ def main() -> int:
     try:
         db.sql("CREATE DATABASE bench_cpu CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci")
         token = secrets.token_urlsafe(32)
-        os.environ.update(service_environment(db.url("bench_cpu"), token, args.workdir),
-                          DJANGO_SETTINGS_MODULE="epnhook.settings")
+        os.environ.update(service_environment(db.url("bench_cpu"), token, args.workdir))
         # The log line of each postback is part of its cost, so it is written, but to /dev/null: the
         # logging settings bind to sys.stdout when Django starts, and the report goes to the real one.
         report, sys.stdout = sys.stdout, open(os.devnull, "w")  # noqa: SIM115 (closed with the process)

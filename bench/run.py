@@ -300,8 +300,10 @@ def report(args, runs: list[LoadRun], checks: dict, idle_rss: dict, db: PrivateM
 
 def service_environment(database_url: str, token: str, workdir: Path) -> dict[str, str]:
     """Our service's settings for a benchmark: production's (DEBUG off), a fresh secret, one webhook
-    token, mail to the console, and the spool and alert state under `workdir`."""
-    return {"ENV_FILE": "", "DEBUG": "False", "SECRET_KEY": secrets.token_urlsafe(50), "ALLOWED_HOSTS": "127.0.0.1",
+    token, mail to the console, and the spool and alert state under `workdir`. The settings module is
+    named, so that one set in the caller's environment (a test run's, say) is not benchmarked instead."""
+    return {"DJANGO_SETTINGS_MODULE": "epnhook.settings", "ENV_FILE": "", "DEBUG": "False",
+            "SECRET_KEY": secrets.token_urlsafe(50), "ALLOWED_HOSTS": "127.0.0.1",
             "DATABASE_URL": database_url, "WEBHOOK_SECRET_TOKEN": token, "EMAIL_URL": "consolemail://",
             "SPOOL_DIR": str(workdir / "spool"), "ALERT_STATE_DIR": str(workdir / "alerts")}
 
