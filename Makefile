@@ -28,7 +28,7 @@ $(VENV)/.runtime: requirements.txt | $(VENV)/bin/python system-deps
 	$(PY) -m pip install -q -r requirements.txt
 	touch $@
 
-$(VENV)/.dev: requirements.txt requirements-dev.txt | $(VENV)/bin/python system-deps
+$(VENV)/.dev: requirements.txt requirements-dev.txt bench/requirements.txt | $(VENV)/bin/python system-deps
 	$(PY) -m pip install -q -r requirements-dev.txt
 	touch $@ $(VENV)/.runtime
 
