@@ -34,7 +34,7 @@ from django.utils.translation import gettext_lazy as _
 from partners.registry import partner_choices
 
 from .models import Delivery, Order, OrderStatus
-from .replay import replay_deliveries
+from .replay import outcome_counts, replay_deliveries
 from .templatetags.orders_admin import money
 
 # A count beyond this many rows is shown as "more than"; counting it stays a short index range.
@@ -417,16 +417,16 @@ class DeliveryAdmin(FastListMixin, admin.ModelAdmin):
                 "More than %(limit)s deliveries selected: replay them with manage.py replay_webhook instead."
             ) % {"limit": REPLAY_LIMIT}, messages.ERROR)
             return
-        report = replay_deliveries(queryset.order_by("received_at", "pk"))
-        for delivery_id, result in report.results[:REPLAY_MESSAGES]:
+        results = replay_deliveries(queryset.order_by("received_at", "pk"))
+        for delivery_id, result in results[:REPLAY_MESSAGES]:
             level = messages.ERROR if result.outcome in ("invalid", "failed") else messages.SUCCESS
             self.message_user(request, describe_replay(delivery_id, result), level)
-        if report.processed > REPLAY_MESSAGES:
-            summary = ", ".join(f"{outcome}: {count}" for outcome, count in sorted(report.counts.items()))
+        if len(results) > REPLAY_MESSAGES:
+            summary = ", ".join(f"{outcome}: {count}" for outcome, count in sorted(outcome_counts(results).items()))
             self.message_user(request, ngettext(
                 "%(count)d delivery replayed (%(summary)s).", "%(count)d deliveries replayed (%(summary)s).",
-                report.processed,
-            ) % {"count": report.processed, "summary": summary})
+                len(results),
+            ) % {"count": len(results), "summary": summary})
 
 
 def describe_replay(delivery_id, result):

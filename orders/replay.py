@@ -26,16 +26,6 @@ log = logging.getLogger("epnhook.replay")
 REPLAY_BATCH_SIZE = 500
 
 
-@dataclass
-class ReplayReport:
-    counts: Counter = field(default_factory=Counter)
-    results: list[tuple[int, IngestResult]] = field(default_factory=list)
-
-    @property
-    def processed(self) -> int:
-        return len(self.results)
-
-
 def replay_delivery(delivery: Delivery, *, dry_run: bool = False) -> IngestResult:
     """Parse `delivery` again and store its order if that is now possible.
 
@@ -69,9 +59,11 @@ def replay_delivery(delivery: Delivery, *, dry_run: bool = False) -> IngestResul
     return IngestResult(outcome, delivery.pk, order.pk, conflict_fields=conflicts)
 
 
-def replay_deliveries(deliveries: Iterable[Delivery], *, dry_run: bool = False) -> ReplayReport:
-    """Replay each delivery; a failure of one (a bug, a database error) is counted, not raised."""
-    report = ReplayReport()
+def replay_deliveries(deliveries: Iterable[Delivery], *, dry_run: bool = False,
+                      ) -> list[tuple[int, IngestResult]]:
+    """Replay each delivery, in order, and return (delivery id, result) for each; a failure of one (a
+    bug, a database error) is a "failed" result, not raised."""
+    results = []
     for number, delivery in enumerate(deliveries):
         if number % REPLAY_BATCH_SIZE == 0:
             refresh_connection()  # a long run must survive MariaDB's wait_timeout
@@ -79,9 +71,13 @@ def replay_deliveries(deliveries: Iterable[Delivery], *, dry_run: bool = False) 
             result = replay_delivery(delivery, dry_run=dry_run)
         except Exception as error:
             result = IngestResult("failed", delivery.pk, error=f"{type(error).__name__}: {error}")
-        report.counts[result.outcome] += 1
-        report.results.append((delivery.pk, result))
-    return report
+        results.append((delivery.pk, result))
+    return results
+
+
+def outcome_counts(results: list[tuple[int, IngestResult]]) -> Counter:
+    """How many of `results` (from replay_deliveries) ended in each outcome."""
+    return Counter(result.outcome for _, result in results)
 
 
 def _describe_parse_error(error: Exception, partner: str) -> tuple[str, str | None]:
@@ -180,8 +176,8 @@ def replay_selected(deliveries, *, dry_run: bool = False) -> ReplaySummary:
             break
         if not batch:
             break
-        report = replay_deliveries(batch, dry_run=dry_run)
-        for delivery, (delivery_id, result) in zip(batch, report.results, strict=True):
+        results = replay_deliveries(batch, dry_run=dry_run)
+        for delivery, (delivery_id, result) in zip(batch, results, strict=True):
             summary.add(delivery_id, (delivery.outcome, delivery.order_id), result)
         last = batch[-1].pk
     return summary

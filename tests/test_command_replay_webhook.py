@@ -316,7 +316,7 @@ def test_a_database_failure_part_way_reports_what_was_done(fix_parser, monkeypat
     replay_batch = replay.replay_deliveries
 
     def replay_then_lose_the_connection(batch, **options):
-        report = replay_batch(batch, **options)
+        results = replay_batch(batch, **options)
         with connection.cursor() as cursor:
             cursor.execute("SELECT CONNECTION_ID()")
             (ours,) = cursor.fetchone()
@@ -326,7 +326,7 @@ def test_a_database_failure_part_way_reports_what_was_done(fix_parser, monkeypat
                 cursor.execute(f"KILL CONNECTION {ours}")  # as a server restart would
         finally:
             other.close()
-        return report
+        return results
 
     monkeypatch.setattr(replay, "replay_deliveries", replay_then_lose_the_connection)
     out = StringIO()
