@@ -31,10 +31,11 @@ from django.utils.text import capfirst
 from django.utils.translation import gettext, ngettext
 from django.utils.translation import gettext_lazy as _
 
+from partners.base import OrderStatus
 from partners.registry import partner_choices
 
-from .models import Delivery, Order, OrderStatus
-from .replay import outcome_counts, replay_deliveries
+from .models import Delivery, Order
+from .replay import FAILED, outcome_counts, replay_deliveries
 from .templatetags.orders_admin import money
 
 # A count beyond this many rows is shown as "more than"; counting it stays a short index range.
@@ -53,6 +54,7 @@ FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
 admin.site.site_header = admin.site.site_title = "epnhook"
 admin.site.site_url = None  # there is no public site to link to
 
+# A colour for every status and outcome (tests/test_admin_deliveries.py checks that none is missing).
 STATUS_COLOURS = {
     OrderStatus.WAITING: "#6b7280",
     OrderStatus.PENDING: "#b45309",
@@ -388,7 +390,7 @@ class DeliveryAdmin(FastListMixin, admin.ModelAdmin):
 
     @admin.display(description=_("outcome"))
     def outcome_badge(self, delivery):
-        return badge(delivery.get_outcome_display(), OUTCOME_COLOURS.get(delivery.outcome, "#6b7280"))
+        return badge(delivery.get_outcome_display(), OUTCOME_COLOURS[delivery.outcome])
 
     @admin.display(description=_("order"))
     def order_link(self, delivery):
@@ -419,7 +421,7 @@ class DeliveryAdmin(FastListMixin, admin.ModelAdmin):
             return
         results = replay_deliveries(queryset.order_by("received_at", "pk"))
         for delivery_id, result in results[:REPLAY_MESSAGES]:
-            level = messages.ERROR if result.outcome in ("invalid", "failed") else messages.SUCCESS
+            level = messages.ERROR if result.outcome in (Delivery.Outcome.INVALID, FAILED) else messages.SUCCESS
             self.message_user(request, describe_replay(delivery_id, result), level)
         if len(results) > REPLAY_MESSAGES:
             summary = ", ".join(f"{outcome}: {count}" for outcome, count in sorted(outcome_counts(results).items()))
@@ -432,14 +434,14 @@ class DeliveryAdmin(FastListMixin, admin.ModelAdmin):
 def describe_replay(delivery_id, result):
     """One line for staff saying what replaying a delivery did."""
     values = {"delivery": delivery_id, "order": result.order_id, "error": result.error}
-    if result.outcome == "created":
+    if result.outcome == Delivery.Outcome.CREATED:
         return gettext("Delivery #%(delivery)s: stored as order #%(order)s.") % values
-    if result.outcome == "duplicate":
+    if result.outcome == Delivery.Outcome.DUPLICATE:
         message = gettext("Delivery #%(delivery)s: a duplicate of order #%(order)s.") % values
         if result.conflict_fields:
             message += " " + gettext("Different values: %(fields)s.") % {"fields": ", ".join(result.conflict_fields)}
         return message
-    if result.outcome == "invalid":
+    if result.outcome == Delivery.Outcome.INVALID:
         return gettext("Delivery #%(delivery)s: still invalid: %(error)s") % values
     return gettext("Delivery #%(delivery)s: failed: %(error)s") % values
 

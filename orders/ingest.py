@@ -40,8 +40,10 @@ log = logging.getLogger("epnhook.ingest")
 # A duplicate carrying different values in these fields is flagged as a conflict.
 CONFLICT_FIELDS = ("revenue", "commission_fee", "currency")
 
-CREATED, DUPLICATE, INVALID, SPOOLED = "created", "duplicate", "invalid", "spooled"
-# Neither the database nor the spool could take the request: only the sender's retry can save it.
+# What ingest() answers when the database could not take the request, so no delivery holds it: it
+# is in the spool, or (UNAVAILABLE) neither the database nor the spool took it, and only the
+# sender's retry can save it.
+SPOOLED = "spooled"
 UNAVAILABLE = "unavailable"
 
 
@@ -131,7 +133,7 @@ def store(raw: RawRequest, *, spool_id: str | None = None) -> IngestResult:
             delivery = _create_delivery(
                 raw, Delivery.Outcome.INVALID, spool_id=spool_id, error=error.message, error_field=error.field or ""
             )
-        return IngestResult(INVALID, delivery.pk, error=error.message, field=error.field)
+        return IngestResult(Delivery.Outcome.INVALID, delivery.pk, error=error.message, field=error.field)
     with transaction.atomic():
         order, outcome, conflicts = save_order(raw.partner, parsed, params, raw.received_at)
         delivery = _create_delivery(raw, outcome, spool_id=spool_id, order=order, conflict_fields=list(conflicts))
@@ -172,12 +174,12 @@ def save_order(partner: str, parsed: ParsedOrder, params: dict, received_at: dat
     else:
         # A new row may change which status of this order is current; same transaction as the insert.
         order.is_current = refresh_current(partner, parsed.uniq_id) == order.pk
-        return order, CREATED, ()
+        return order, Delivery.Outcome.CREATED, ()
     conflicts = tuple(name for name in CONFLICT_FIELDS if getattr(order, name) != values[name])
     if conflicts and not order.has_conflict:
         Order.objects.filter(pk=order.pk).update(has_conflict=True)
         order.has_conflict = True
-    return order, DUPLICATE, conflicts
+    return order, Delivery.Outcome.DUPLICATE, conflicts
 
 
 def _create_delivery(raw: RawRequest, outcome: str, *, spool_id: str | None, **extra) -> Delivery:

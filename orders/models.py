@@ -9,22 +9,16 @@ from django.db import models
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
-from partners.base import CURRENCIES, MAX_TEXT_LENGTH, MONEY_DECIMAL_PLACES, MONEY_INTEGER_DIGITS
+from partners.base import (
+    CURRENCIES,
+    MAX_TEXT_LENGTH,
+    MONEY_DECIMAL_PLACES,
+    MONEY_INTEGER_DIGITS,
+    OfferType,
+    OrderStatus,
+)
 
 from .fields import ExactCharField
-
-
-class OrderStatus(models.TextChoices):
-    WAITING = "waiting", _("waiting (new)")
-    PENDING = "pending", _("pending (on hold)")
-    COMPLETED = "completed", _("completed (confirmed)")
-    REJECTED = "rejected", _("rejected (cancelled)")
-
-
-class OfferType(models.IntegerChoices):
-    STANDARD = 1, _("standard")
-    REFERRAL = 2, _("referral")
-    OFFLINE = 3, _("offline")
 
 
 def money_field(verbose_name):

@@ -16,7 +16,7 @@ from django.utils import timezone
 from partners.base import PayloadError
 
 from . import dberrors
-from .ingest import CREATED, DUPLICATE, INVALID, IngestResult, RawRequest, read_postback, save_order, store
+from .ingest import IngestResult, RawRequest, read_postback, save_order, store
 from .models import Delivery, Order
 from .operations import refresh_connection
 
@@ -24,6 +24,8 @@ log = logging.getLogger("epnhook.replay")
 
 # Deliveries fetched (and replayed) per batch; the connection is refreshed between batches.
 REPLAY_BATCH_SIZE = 500
+# The outcome of a replay that raised (a bug, a database error): the delivery is left as it was.
+FAILED = "failed"
 
 
 def replay_delivery(delivery: Delivery, *, dry_run: bool = False) -> IngestResult:
@@ -39,19 +41,22 @@ def replay_delivery(delivery: Delivery, *, dry_run: bool = False) -> IngestResul
         message, field_name = _describe_parse_error(error, delivery.partner)
         if not dry_run:
             Delivery.objects.filter(pk=delivery.pk).update(
-                outcome=INVALID, error=message, error_field=field_name or "", replayed_at=timezone.now()
+                outcome=Delivery.Outcome.INVALID, error=message, error_field=field_name or "",
+                replayed_at=timezone.now(),
             )
-        return IngestResult(INVALID, delivery.pk, error=message, field=field_name)
+        return IngestResult(Delivery.Outcome.INVALID, delivery.pk, error=message, field=field_name)
     if dry_run:
         existing = Order.objects.filter(
             partner=delivery.partner, uniq_id=parsed.uniq_id, order_status=parsed.order_status
         ).first()
-        outcome = CREATED if existing is None or existing.pk == delivery.order_id else DUPLICATE
+        linked = existing is None or existing.pk == delivery.order_id
+        outcome = Delivery.Outcome.CREATED if linked else Delivery.Outcome.DUPLICATE
         return IngestResult(outcome, delivery.pk, existing.pk if existing else None)
     with transaction.atomic():
         order, outcome, conflicts = save_order(delivery.partner, parsed, params, delivery.received_at)
         if order.pk == delivery.order_id:
-            outcome = delivery.outcome if delivery.outcome in (CREATED, DUPLICATE) else CREATED
+            stored = (Delivery.Outcome.CREATED, Delivery.Outcome.DUPLICATE)
+            outcome = delivery.outcome if delivery.outcome in stored else Delivery.Outcome.CREATED
         Delivery.objects.filter(pk=delivery.pk).update(
             outcome=outcome, order=order, conflict_fields=list(conflicts), error="", error_field="",
             replayed_at=timezone.now(),
@@ -70,7 +75,7 @@ def replay_deliveries(deliveries: Iterable[Delivery], *, dry_run: bool = False,
         try:
             result = replay_delivery(delivery, dry_run=dry_run)
         except Exception as error:
-            result = IngestResult("failed", delivery.pk, error=f"{type(error).__name__}: {error}")
+            result = IngestResult(FAILED, delivery.pk, error=f"{type(error).__name__}: {error}")
         results.append((delivery.pk, result))
     return results
 
@@ -115,16 +120,16 @@ class ReplaySummary:
         before, order_before = previous
         label = f"#{delivery_id}" if delivery_id else "manual postback"
         verb = "would be" if self.dry_run else "is"
-        if result.outcome == "failed":
+        if result.outcome == FAILED:
             self.failed += 1
             self.lines.append(f"{label}: FAILED: {result.error}")
-        elif result.outcome == INVALID:
+        elif result.outcome == Delivery.Outcome.INVALID:
             self.invalid += 1
             where = f" ({result.field})" if result.field else ""
             self.lines.append(f"{label}: still invalid{where}: {result.error}")
         elif order_before is not None and order_before == result.order_id:
             self.unchanged += 1
-        elif result.outcome == CREATED:
+        elif result.outcome == Delivery.Outcome.CREATED:
             self.created += 1
             target = f"order #{result.order_id}" if result.order_id else "a new order"
             self.lines.append(f"{label}: {before} -> created, {verb} stored as {target}")
@@ -204,6 +209,6 @@ def enter_manual(partner: str, query: str, *, entered_by: str = "", dry_run: boo
             raise  # the caller says the database failed; nothing was stored
         except Exception as error:
             log.exception("storing a postback entered by hand failed")
-            result = IngestResult("failed", error=f"{type(error).__name__}: {error}")
+            result = IngestResult(FAILED, error=f"{type(error).__name__}: {error}")
     summary.add(result.delivery_id, ("new", None), result)
     return summary

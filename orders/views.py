@@ -14,7 +14,8 @@ from epnhook.middleware import machine_endpoint
 
 from . import spool
 from .clientip import address_allowed, client_ip
-from .ingest import CREATED, DUPLICATE, INVALID, SPOOLED, UNAVAILABLE, RawRequest, ingest
+from .ingest import SPOOLED, UNAVAILABLE, RawRequest, ingest
+from .models import Delivery
 from .tokens import partner_for_token, seconds_left_in_window, wrong_token_over_limit
 
 log = logging.getLogger("epnhook.webhook")
@@ -83,10 +84,10 @@ def webhook(request, token):
                "delivery_id": result.delivery_id, "ms": milliseconds, "uniq_id": result.uniq_id,
                "status": result.order_status},
     )
-    if result.outcome in (CREATED, DUPLICATE):
+    if result.outcome in (Delivery.Outcome.CREATED, Delivery.Outcome.DUPLICATE):
         return JsonResponse({"status": result.outcome, "order_id": result.order_id,
                              "delivery_id": result.delivery_id})
-    if result.outcome == INVALID:
+    if result.outcome == Delivery.Outcome.INVALID:
         return json_error(400, result.error, field=result.field, delivery_id=result.delivery_id)
     if result.outcome == SPOOLED:
         return _retry_later(SPOOLED, "database unavailable; the postback was saved and will be stored",

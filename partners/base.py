@@ -4,6 +4,10 @@ A parser is pure: no database, no settings, no request. It receives the delivery
 plain `dict[str, str]` (query string, form body and JSON body already merged by the caller) and
 either returns a ParsedOrder or raises PayloadError naming the offending field. Adding a network
 means one module with a Partner subclass, one line in `partners.registry`, and its tests.
+
+The ledger's vocabularies are defined here, once, as Django choices with their labels: the parsers
+map every network's spellings onto them, and orders.models uses them as the columns' choices (orders
+depends on partners, never the other way round).
 """
 
 import ipaddress
@@ -14,8 +18,27 @@ from decimal import Decimal
 from typing import ClassVar
 from zoneinfo import ZoneInfo
 
-ORDER_STATUSES = ("waiting", "pending", "completed", "rejected")
-FINAL_STATUSES = ("completed", "rejected")
+from django.db.models import IntegerChoices, TextChoices
+from django.utils.translation import gettext_lazy as _
+
+
+class OrderStatus(TextChoices):
+    WAITING = "waiting", _("waiting (new)")
+    PENDING = "pending", _("pending (on hold)")
+    COMPLETED = "completed", _("completed (confirmed)")
+    REJECTED = "rejected", _("rejected (cancelled)")
+
+
+# A final status is never undone by a later non-final one (see orders.current).
+FINAL_STATUSES = (OrderStatus.COMPLETED, OrderStatus.REJECTED)
+
+
+class OfferType(IntegerChoices):
+    STANDARD = 1, _("standard")
+    REFERRAL = 2, _("referral")
+    OFFLINE = 3, _("offline")
+
+
 CURRENCIES = ("RUB", "USD", "EUR", "GBP", "TON")
 
 # Money columns hold 15 integer digits and 9 fractional ones (TON is divisible to 1e-9).
@@ -70,8 +93,8 @@ class ParsedOrder:
 class Partner:
     """Base class for a network's parser. Subclasses set the class attributes and implement parse().
 
-    `status_aliases` maps every spelling the network uses (lower-case) to one of ORDER_STATUSES;
-    the canonical names map to themselves implicitly.
+    `status_aliases` maps every spelling the network uses (lower-case) to an OrderStatus value;
+    the canonical values map to themselves implicitly.
     """
 
     slug: ClassVar[str]
@@ -98,9 +121,9 @@ class Partner:
 
     def status(self, params: dict[str, str], name: str = "order_status") -> str:
         raw = self.text(params, name, required=True).lower()
-        status = raw if raw in ORDER_STATUSES else self.status_aliases.get(raw)
+        status = raw if raw in OrderStatus else self.status_aliases.get(raw)
         if status is None:
-            accepted = ", ".join(sorted(set(ORDER_STATUSES) | set(self.status_aliases)))
+            accepted = ", ".join(sorted(set(OrderStatus.values) | set(self.status_aliases)))
             raise PayloadError(f"{name} {raw[:40]!r} is not a known status (accepted: {accepted})", name)
         return status
 
@@ -125,12 +148,12 @@ class Partner:
             raise PayloadError(f"{name} {raw[:40]!r} is not one of {', '.join(choices)}", name)
         return raw
 
-    def integer_choice(self, params: dict[str, str], name: str, choices: tuple[int, ...]) -> int | None:
+    def integer_choice(self, params: dict[str, str], name: str, choices: type[IntegerChoices]) -> int | None:
         raw = self.text(params, name)
         if not raw:
             return None
         if not raw.isascii() or not raw.isdigit() or int(raw) not in choices:
-            raise PayloadError(f"{name} {raw[:40]!r} is not one of {', '.join(map(str, choices))}", name)
+            raise PayloadError(f"{name} {raw[:40]!r} is not one of {', '.join(map(str, choices.values))}", name)
         return int(raw)
 
     def ip(self, params: dict[str, str], name: str, *, version: int | None = None) -> str | None:

@@ -7,7 +7,7 @@ not know are not an error: they stay in the order's stored raw payload.
 
 import hashlib
 
-from .base import CURRENCIES, ParsedOrder, Partner
+from .base import CURRENCIES, OfferType, OrderStatus, ParsedOrder, Partner
 
 OPTIONAL_TEXT = ("offer_name", "offer_type", "offer_id", "sub", "sub2", "sub3", "sub4", "sub5")
 
@@ -18,12 +18,12 @@ class EpnBz(Partner):
     timezone = "Europe/Moscow"
     # ePN's transactions API says approved/declined/canceled; the postback says completed/rejected.
     status_aliases = {
-        "approved": "completed",
-        "confirmed": "completed",
-        "declined": "rejected",
-        "canceled": "rejected",
-        "cancelled": "rejected",
-        "hold": "pending",
+        "approved": OrderStatus.COMPLETED,
+        "confirmed": OrderStatus.COMPLETED,
+        "declined": OrderStatus.REJECTED,
+        "canceled": OrderStatus.REJECTED,
+        "cancelled": OrderStatus.REJECTED,
+        "hold": OrderStatus.PENDING,
     }
 
     def parse(self, params: dict[str, str]) -> ParsedOrder:
@@ -38,7 +38,7 @@ class EpnBz(Partner):
             order_number=order_number,
             click_id=click_id,
             order_status=order_status,
-            type_id=self.integer_choice(params, "type_id", (1, 2, 3)),
+            type_id=self.integer_choice(params, "type_id", OfferType),
             revenue=self.money(params, "revenue"),
             commission_fee=self.money(params, "commission_fee"),
             currency=self.choice(params, "currency", CURRENCIES, default="RUB"),

@@ -10,7 +10,7 @@ from urllib.parse import quote_from_bytes, urlencode
 
 from hypothesis import strategies as st
 
-from partners.base import CURRENCIES, ORDER_STATUSES, ParsedOrder
+from partners.base import CURRENCIES, OrderStatus, ParsedOrder
 from partners.registry import PARTNERS
 from tests.factories import postback
 
@@ -18,7 +18,7 @@ FIELD_NAMES = tuple(ParsedOrder.__dataclass_fields__)
 MONEY_FIELDS = ("revenue", "commission_fee")
 TIME_FIELDS = ("click_time", "time_of_order")
 IP_FIELDS = ("ip", "ipv6")
-STATUSES = tuple(sorted(set(ORDER_STATUSES).union(*(p.status_aliases for p in PARTNERS.values()))))
+STATUSES = tuple(sorted(set(OrderStatus.values).union(*(p.status_aliases for p in PARTNERS.values()))))
 
 # Any text Hypothesis can make, including controls, NUL, combining marks and astral characters.
 any_text = st.text(max_size=40) | st.text(st.characters(codec="utf-8"), min_size=250, max_size=300)
@@ -79,7 +79,7 @@ def value_for(name: str) -> st.SearchStrategy[str]:
 def params(draw) -> dict[str, str]:
     """A postback's parameters: a valid one with some fields broken, dropped or added."""
     result = postback(uniq_id=f"U{draw(st.integers(0, 10**9))}",
-                      order_status=draw(st.sampled_from(ORDER_STATUSES)))
+                      order_status=draw(st.sampled_from(OrderStatus.values)))
     for name in draw(st.sets(st.sampled_from(FIELD_NAMES), max_size=6)):
         result[name] = draw(value_for(name))
     for name in draw(st.sets(st.sampled_from(FIELD_NAMES), max_size=2)):

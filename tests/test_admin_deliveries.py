@@ -5,6 +5,7 @@ from django.urls import reverse
 
 from orders import admin as orders_admin
 from orders.models import Delivery, Order
+from partners.base import OrderStatus
 from partners.epn_bz import EpnBz
 from tests import admin_helpers
 from tests.admin_helpers import load_orders
@@ -37,6 +38,12 @@ def test_detail_shows_the_request_as_received(staff_client):
     assert "revenue=not+money" in content and "x=Ф" in content and "GET" in content
     assert "&quot;User-Agent&quot;: &quot;EPN bot&quot;" in content
     assert 'name="error"' not in content  # read-only
+
+
+def test_every_status_and_outcome_has_a_badge_colour():
+    """A status or outcome added to its vocabulary must get a badge colour too, not a KeyError on the list."""
+    assert set(orders_admin.STATUS_COLOURS) == set(OrderStatus)
+    assert set(orders_admin.OUTCOME_COLOURS) == set(Delivery.Outcome)
 
 
 def test_replay_action_uses_the_replay_path_and_reports_each_delivery(staff_client, monkeypatch):

@@ -21,7 +21,7 @@ from partners.base import (
     MAX_TEXT_LENGTH,
     MONEY_DECIMAL_PLACES,
     MONEY_INTEGER_DIGITS,
-    ORDER_STATUSES,
+    OrderStatus,
     ParsedOrder,
     PayloadError,
 )
@@ -39,7 +39,7 @@ def assert_storable(parsed: ParsedOrder, slug: str) -> None:
     for name in ("uniq_id", "order_number", "click_id"):
         value = getattr(parsed, name)
         assert value and value == value.strip() and "\x00" not in value and len(value) <= MAX_TEXT_LENGTH
-    assert parsed.order_status in ORDER_STATUSES
+    assert parsed.order_status in OrderStatus.values
     assert parsed.currency in CURRENCIES
     for name in ("revenue", "commission_fee"):
         amount = getattr(parsed, name)

@@ -2,7 +2,7 @@
 
 import pytest
 
-from partners.base import ORDER_STATUSES, ParsedOrder, Partner, PayloadError
+from partners.base import OrderStatus, ParsedOrder, Partner, PayloadError
 from partners.registry import PARTNERS, get_partner
 
 partners = pytest.mark.parametrize("partner", list(PARTNERS.values()), ids=list(PARTNERS))
@@ -22,7 +22,7 @@ def test_registry_maps_each_slug_to_its_parser():
 def test_aliases_lead_to_known_statuses(partner):
     for alias, status in partner.status_aliases.items():
         assert alias == alias.lower()
-        assert status in ORDER_STATUSES
+        assert status in OrderStatus.values
 
 
 @partners

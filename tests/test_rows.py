@@ -17,7 +17,8 @@ from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
 from orders import rows
-from orders.models import Delivery, OfferType, Order
+from orders.models import Delivery, Order
+from partners.base import OfferType
 
 pytestmark = pytest.mark.django_db
 
