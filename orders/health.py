@@ -4,7 +4,7 @@ Each check returns a Check with a Nagios level (0 ok, 1 warning, 2 critical); th
 the worst of them and is the command's exit code. No check raises: a check that fails unexpectedly
 is itself reported as critical, so cron always gets a report and an exit code.
 
-Running twice at once is safe: the only write is draining the spool, and spool.drain() takes an
+Running twice at once is safe: the only write is draining the spool, and spooldrain.drain() takes an
 exclusive lock (a second run reports the spool as busy instead of draining it); the alert throttle
 is file-locked; the disk probe uses a unique temporary name; everything else only reads.
 """
@@ -24,7 +24,7 @@ from django.db import DatabaseError, connection
 from django.db.migrations.executor import MigrationExecutor
 from django.utils import timezone
 
-from . import alerts, dberrors, spool
+from . import alerts, dberrors, spool, spooldrain
 from .models import Delivery
 from .operations import discard_connection, refresh_connection
 
@@ -157,7 +157,7 @@ def check_spool(*, drain: bool) -> Check:
         return Check("spool", CRITICAL, f"{backlog} postback(s) waiting; the database does not answer", data)
     level, message = OK, "empty"
     if backlog:
-        report = spool.drain()
+        report = spooldrain.drain()
         quarantined += report.quarantined
         data.update(stored=report.stored, already_stored=report.already_stored, remaining=report.remaining,
                     busy=report.busy, quarantined=quarantined)

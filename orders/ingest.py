@@ -14,18 +14,15 @@ Contract of `ingest(raw)`:
 Views, the spool drain, replay and tests all call this module; nothing else writes orders.
 """
 
-import base64
 import logging
 import random
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from typing import NoReturn
 
 from django.conf import settings
 from django.db import DatabaseError, IntegrityError, connection, transaction
-from django.utils import timezone
-from django.utils.dateparse import parse_datetime
 
 from partners.base import ParsedOrder, PayloadError
 from partners.registry import get_partner
@@ -34,6 +31,7 @@ from . import alerts, dberrors, rows, spool
 from .current import refresh_current
 from .models import Delivery, Order
 from .payload import payload_params
+from .rawrequest import RawRequest
 
 log = logging.getLogger("epnhook.ingest")
 
@@ -45,36 +43,6 @@ CONFLICT_FIELDS = ("revenue", "commission_fee", "currency")
 # sender's retry can save it.
 SPOOLED = "spooled"
 UNAVAILABLE = "unavailable"
-
-
-@dataclass
-class RawRequest:
-    """A postback as it arrived, before anything was concluded from it; JSON-serialisable for the spool."""
-
-    partner: str
-    method: str
-    query_string: str = ""
-    body: bytes = b""
-    content_type: str = ""
-    remote_addr: str | None = None
-    user_agent: str = ""
-    headers: dict = field(default_factory=dict)
-    received_at: datetime = field(default_factory=timezone.now)
-    source: str = Delivery.Source.HTTP
-
-    def to_json(self) -> dict:
-        data = asdict(self)
-        data["body"] = base64.b64encode(self.body).decode("ascii")
-        data["received_at"] = self.received_at.isoformat()
-        return data
-
-    @classmethod
-    def from_json(cls, data: dict) -> "RawRequest":
-        """Inverse of to_json; raises KeyError, TypeError or ValueError on a damaged document."""
-        received_at = parse_datetime(data["received_at"])
-        if received_at is None:
-            raise ValueError("received_at is not a timestamp")
-        return cls(**{**data, "body": base64.b64decode(data["body"], validate=True), "received_at": received_at})
 
 
 @dataclass(frozen=True)
@@ -112,7 +80,6 @@ def ingest(raw: RawRequest) -> IngestResult:
         except Exception as error:
             _record_bug_and_raise(raw, error)
         else:
-            spool.drain_in_background_if_pending()
             return result
     raise AssertionError("unreachable: the loop returns on its last attempt")
 

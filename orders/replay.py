@@ -16,9 +16,10 @@ from django.utils import timezone
 from partners.base import PayloadError
 
 from . import dberrors
-from .ingest import IngestResult, RawRequest, read_postback, save_order, store
+from .ingest import IngestResult, read_postback, save_order, store
 from .models import Delivery, Order
 from .operations import refresh_connection
+from .rawrequest import RawRequest
 
 log = logging.getLogger("epnhook.replay")
 

@@ -12,7 +12,7 @@ from django.views.decorators.debug import sensitive_variables
 
 from epnhook.middleware import machine_endpoint
 
-from . import spool
+from . import spool, spooldrain
 from .clientip import address_allowed, client_ip
 from .ingest import SPOOLED, UNAVAILABLE, RawRequest, ingest
 from .models import Delivery
@@ -84,6 +84,9 @@ def webhook(request, token):
                "delivery_id": result.delivery_id, "ms": milliseconds, "uniq_id": result.uniq_id,
                "status": result.order_status},
     )
+    if result.outcome not in (SPOOLED, UNAVAILABLE):
+        # The database has just answered: store what an outage left in the spool (as /health does).
+        spooldrain.drain_in_background_if_pending()
     if result.outcome in (Delivery.Outcome.CREATED, Delivery.Outcome.DUPLICATE):
         return JsonResponse({"status": result.outcome, "order_id": result.order_id,
                              "delivery_id": result.delivery_id})
@@ -153,5 +156,5 @@ def health(request):
     if database == "ok":
         # The container's probe calls this every few seconds: it drains the spool after an outage
         # even when no sender retries and no new postback arrives.
-        spool.drain_in_background_if_pending()
+        spooldrain.drain_in_background_if_pending()
     return JsonResponse(body, status=200 if database == "ok" else 503)

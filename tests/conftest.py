@@ -71,8 +71,8 @@ def _background_work_stays_in_its_own_test():
     """Alert emails and spool drains run on background threads; finish them before the next test
     starts, so that each test sees only its own emails and its own spool."""
     yield
-    from orders import alerts, spool
+    from orders import alerts, spooldrain
 
     alerts.wait_for_pending()
-    if spool._drain_thread is not None:
-        spool._drain_thread.join(10)
+    if spooldrain._drain_thread is not None:
+        spooldrain._drain_thread.join(10)

@@ -5,7 +5,7 @@ import subprocess
 import sys
 from urllib.parse import urlencode
 
-from orders.ingest import RawRequest
+from orders.rawrequest import RawRequest
 
 CLASSIC = {"click_id": "123", "order_number": "ORDER-001", "uniq_id": "EPN-12345", "order_status": "waiting",
            "revenue": "1500", "commission_fee": "100"}

@@ -18,8 +18,9 @@ from django.db.migrations.recorder import MigrationRecorder
 from django.utils import timezone
 
 from orders import spool
-from orders.ingest import RawRequest, ingest
+from orders.ingest import ingest
 from orders.models import Delivery, Order
+from orders.rawrequest import RawRequest
 from tests.factories import raw_get
 from tests.manage_process import BASE_DIR, manage, start_manage
 from tests.mariadb_server import free_port

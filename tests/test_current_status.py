@@ -5,7 +5,7 @@ import threading
 import pytest
 from django.db import connections
 
-from orders import spool
+from orders import spool, spooldrain
 from orders.ingest import ingest
 from orders.models import Order
 from tests.factories import raw_get
@@ -36,14 +36,13 @@ def test_current_status_rule(arrivals, current):
 
 
 @pytest.mark.django_db
-def test_a_spooled_postback_keeps_its_place_by_arrival(settings, tmp_path, monkeypatch):
+def test_a_spooled_postback_keeps_its_place_by_arrival(settings, tmp_path):
     # `completed` arrives during an outage and is spooled; `rejected` arrives later and is stored at
     # once; then the spool drains. Between two finals the later arrival wins: `rejected`.
     settings.SPOOL_DIR = tmp_path
-    monkeypatch.setattr(spool, "drain_in_background_if_pending", lambda: None)  # drained below, here
     spool.write(raw_get(order_status="completed"))
     ingest(raw_get(order_status="rejected"))
-    assert spool.drain().stored == 1
+    assert spooldrain.drain().stored == 1
     assert current_statuses() == ["rejected"]
 
 

@@ -1,7 +1,7 @@
 import pytest
 from django.db import OperationalError
 
-from orders import spool
+from orders import spool, spooldrain
 from orders.models import Order
 from tests.factories import raw_get
 
@@ -18,10 +18,10 @@ def test_health_ok(client):
 @pytest.mark.django_db(transaction=True)  # the drain thread must see (and write) committed data
 def test_health_reports_spool_backlog_then_drains_it(client, settings, tmp_path, monkeypatch):
     settings.SPOOL_DIR = tmp_path
-    monkeypatch.setattr(spool, "_last_start", float("-inf"))
+    monkeypatch.setattr(spooldrain, "_last_start", float("-inf"))
     spool.write(raw_get())
     assert client.get("/health").json()["spool_backlog"] == 1
-    spool._drain_thread.join(10)
+    spooldrain._drain_thread.join(10)
     assert spool.backlog() == 0
     assert Order.objects.get().uniq_id == "EPN-12345"
 

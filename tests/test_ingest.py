@@ -6,9 +6,10 @@ import pytest
 from django.db import OperationalError
 
 from orders import ingest as ingest_module
-from orders import spool
-from orders.ingest import RawRequest, ingest, store
+from orders import spool, spooldrain
+from orders.ingest import ingest, store
 from orders.models import Delivery, Order
+from orders.rawrequest import RawRequest
 from tests.factories import raw_get
 
 pytestmark = pytest.mark.django_db
@@ -147,7 +148,7 @@ def test_persistent_database_error_spools_and_alerts(monkeypatch, mailoutbox, se
 
     monkeypatch.undo()
     settings.SPOOL_DIR = tmp_path / "spool"
-    report = spool.drain()
+    report = spooldrain.drain()
     assert report.stored == 2 and report.remaining == 0
     assert set(Order.objects.values_list("uniq_id", flat=True)) == {"EPN-12345", "second"}
     assert Delivery.objects.filter(source="spool").count() == 2
@@ -182,9 +183,9 @@ def test_drain_twice_stores_once(settings, tmp_path):
     entry = spool.write(raw_get())
     path = spool.incoming_dir() / f"{entry}.json"
     copy = path.read_bytes()
-    assert spool.drain().stored == 1
+    assert spooldrain.drain().stored == 1
     path.write_bytes(copy)  # as if the process died between commit and unlink
-    report = spool.drain()
+    report = spooldrain.drain()
     assert report.already_stored == 1 and report.stored == 0
     assert Delivery.objects.count() == 1 and Order.objects.count() == 1
 

@@ -1,4 +1,5 @@
-"""The spool and its drain, called directly (tests/test_db_failures.py runs them under gunicorn)."""
+"""The spool and its drain, called directly or started by a stored postback (tests/test_db_failures.py
+runs them under gunicorn)."""
 
 import fcntl
 import os
@@ -7,11 +8,11 @@ import time
 import pytest
 from django.db import OperationalError
 
-from orders import alerts, spool
+from orders import alerts, spool, spooldrain
 from orders import ingest as ingest_module
 from orders.ingest import ingest
 from orders.models import Delivery, Order
-from tests.factories import raw_get
+from tests.factories import postback, raw_get
 
 
 @pytest.fixture(autouse=True)
@@ -35,11 +36,10 @@ def test_entry_is_written_whole_and_private():
 
 
 @pytest.mark.django_db
-def test_sender_retry_stored_first_then_drain_stores_no_second_order(monkeypatch):
-    monkeypatch.setattr(spool, "drain_in_background_if_pending", lambda: None)  # this test drains itself
+def test_sender_retry_stored_first_then_drain_stores_no_second_order():
     spooled("A")
     assert ingest(raw_get(uniq_id="A")).outcome == "created"  # the network's own retry won the race
-    report = spool.drain()
+    report = spooldrain.drain()
     assert report.stored == 1 and report.outcomes == {"duplicate": 1}
     assert Order.objects.count() == 1
     assert list(Delivery.objects.order_by("pk").values_list("source", "outcome")) == [
@@ -50,7 +50,7 @@ def test_sender_retry_stored_first_then_drain_stores_no_second_order(monkeypatch
 def test_corrupt_entry_is_quarantined_with_an_alert_and_its_neighbours_stored(mailoutbox):
     first, middle, last = spooled("A", "B", "C")
     (spool.incoming_dir() / f"{middle}.json").write_bytes(b'{"partner": "epn_bz", "meth')
-    report = spool.drain()
+    report = spooldrain.drain()
     alerts.wait_for_pending()
     assert (report.stored, report.quarantined, report.remaining) == (2, 1, 0)
     assert sorted(Order.objects.values_list("uniq_id", flat=True)) == ["A", "C"]
@@ -67,7 +67,7 @@ def test_stale_temporary_file_is_quarantined_but_a_fresh_one_left_alone():
         path.write_bytes(b"{")
     old = time.time() - 2 * 3600
     os.utime(stale, (old, old))
-    report = spool.drain()
+    report = spooldrain.drain()
     assert report.quarantined == 1 and report.stored == 1
     assert fresh.exists() and not stale.exists()
 
@@ -80,7 +80,7 @@ def test_transient_error_stops_the_drain_and_keeps_every_entry(monkeypatch):
         raise OperationalError(2003, "Can't connect to server")
 
     monkeypatch.setattr(ingest_module, "store", down)
-    report = spool.drain()
+    report = spooldrain.drain()
     assert report.stored == 0 and report.remaining == 2 and "2003" in report.error
     assert Delivery.objects.count() == 0
 
@@ -96,7 +96,7 @@ def test_entry_that_hits_a_bug_becomes_an_error_delivery_and_does_not_block_the_
         return real_store(raw, spool_id=spool_id)
 
     monkeypatch.setattr(ingest_module, "store", buggy)
-    report = spool.drain()
+    report = spooldrain.drain()
     alerts.wait_for_pending()
     assert (report.stored, report.failed, report.remaining) == (2, 1, 0)
     failed = Delivery.objects.get(outcome="error")
@@ -110,29 +110,29 @@ def test_a_second_drain_waits_for_the_first():
     spool.settings.SPOOL_DIR.mkdir(parents=True, exist_ok=True)
     with open(spool.settings.SPOOL_DIR / ".drain.lock", "w") as held:
         fcntl.flock(held, fcntl.LOCK_EX)
-        assert spool.drain().busy
-    assert spool.drain().stored == 1
+        assert spooldrain.drain().busy
+    assert spooldrain.drain().stored == 1
 
 
 @pytest.mark.django_db(transaction=True)
-def test_first_successful_write_after_an_outage_drains_the_spool(monkeypatch):
-    monkeypatch.setattr(spool, "_last_start", float("-inf"))
+def test_first_successful_write_after_an_outage_drains_the_spool(monkeypatch, client, webhook_url):
+    monkeypatch.setattr(spooldrain, "_last_start", float("-inf"))
     spooled("A", "B")
-    assert ingest(raw_get(uniq_id="C")).outcome == "created"
-    spool._drain_thread.join(10)
+    assert client.get(webhook_url, postback(uniq_id="C")).json()["status"] == "created"
+    spooldrain._drain_thread.join(10)
     assert spool.backlog() == 0
     assert sorted(Order.objects.values_list("uniq_id", flat=True)) == ["A", "B", "C"]
 
 
 @pytest.mark.django_db
 def test_nothing_to_drain_starts_no_thread(monkeypatch):
-    monkeypatch.setattr(spool, "_drain_thread", None)
-    monkeypatch.setattr(spool, "_last_start", float("-inf"))
-    spool.drain_in_background_if_pending()
-    assert spool._drain_thread is None
+    monkeypatch.setattr(spooldrain, "_drain_thread", None)
+    monkeypatch.setattr(spooldrain, "_last_start", float("-inf"))
+    spooldrain.drain_in_background_if_pending()
+    assert spooldrain._drain_thread is None
 
 
-# --- _has_pending: the directory's mtime saves the scan while nothing changes -------------------------
+# --- has_pending: the directory's mtime saves the scan while nothing changes -------------------------
 
 @pytest.fixture
 def scans(monkeypatch):
@@ -151,7 +151,7 @@ def scans(monkeypatch):
 
 
 def settle(directory):
-    """Date the directory's last change 10 s back: older than the coarse clock tick _has_pending allows for."""
+    """Date the directory's last change 10 s back: older than the coarse clock tick has_pending allows for."""
     past = time.time() - 10
     os.utime(directory, (past, past))
 
@@ -159,68 +159,70 @@ def settle(directory):
 def test_settled_empty_directory_is_not_scanned_again(scans):
     spool.incoming_dir().mkdir(parents=True)
     settle(spool.incoming_dir())
-    assert [spool._has_pending() for _ in range(5)] == [False] * 5
+    assert [spool.has_pending() for _ in range(5)] == [False] * 5
     assert len(scans) == 1
     # A temporary file (a write in progress) is no entry, but it changes the directory: scanned again.
     (spool.incoming_dir() / ".1-partial.tmp").write_bytes(b"{")
-    assert spool._has_pending() is False
+    assert spool.has_pending() is False
     assert len(scans) == 2
     settle(spool.incoming_dir())
-    assert [spool._has_pending() for _ in range(3)] == [False] * 3
+    assert [spool.has_pending() for _ in range(3)] == [False] * 3
     assert len(scans) == 3
 
 
 def test_entry_written_after_the_directory_was_seen_empty_is_found(scans):
     spool.incoming_dir().mkdir(parents=True)
     settle(spool.incoming_dir())
-    assert spool._has_pending() is False
+    assert spool.has_pending() is False
     assert spool._empty_at_mtime == spool.incoming_dir().stat().st_mtime_ns  # the look was cached
     spooled("A")
-    assert spool._has_pending() is True
+    assert spool.has_pending() is True
     assert len(scans) == 2
 
 
 def test_directory_with_an_entry_is_scanned_every_time(scans):
     spooled("A")
     settle(spool.incoming_dir())
-    assert [spool._has_pending() for _ in range(3)] == [True] * 3
+    assert [spool.has_pending() for _ in range(3)] == [True] * 3
     assert len(scans) == 3
     # Drained: the unlink changes the directory, so the next look sees it empty.
     spool.pending()[0].unlink()
-    assert spool._has_pending() is False
+    assert spool.has_pending() is False
 
 
 def test_fresh_mtime_is_not_cached(scans):
     """An mtime within the last second could be shared by a change still to come in the same tick."""
     spool.incoming_dir().mkdir(parents=True)  # modified just now
-    assert [spool._has_pending() for _ in range(3)] == [False] * 3
+    assert [spool.has_pending() for _ in range(3)] == [False] * 3
     assert spool._empty_at_mtime is None
     assert len(scans) == 3
     # Once the same mtime is a second old it is cached.
     settle(spool.incoming_dir())
-    assert [spool._has_pending() for _ in range(3)] == [False] * 3
+    assert [spool.has_pending() for _ in range(3)] == [False] * 3
     assert len(scans) == 4
 
 
 def test_missing_directory_is_nothing_pending(scans):
     assert not spool.incoming_dir().exists()
-    assert spool._has_pending() is False
+    assert spool.has_pending() is False
     assert spool._empty_at_mtime is None
     spooled("A")  # creates it
-    assert spool._has_pending() is True
+    assert spool.has_pending() is True
 
 
 @pytest.mark.django_db(transaction=True)
-def test_write_after_the_cached_empty_look_is_drained_by_the_next_stored_postback(monkeypatch, scans):
-    monkeypatch.setattr(spool, "_last_start", float("-inf"))
-    monkeypatch.setattr(spool, "_drain_thread", None)
+def test_write_after_the_cached_empty_look_is_drained_by_the_next_stored_postback(monkeypatch, scans, client,
+                                                                                  webhook_url):
+    monkeypatch.setattr(spooldrain, "_last_start", float("-inf"))
+    monkeypatch.setattr(spooldrain, "_drain_thread", None)
     spool.incoming_dir().mkdir(parents=True)
     settle(spool.incoming_dir())
-    assert ingest(raw_get(uniq_id="A")).outcome == "created"  # looks, finds nothing, caches the mtime
-    assert spool._drain_thread is None and spool._empty_at_mtime is not None
+    # The first postback looks, finds nothing and caches the mtime.
+    assert client.get(webhook_url, postback(uniq_id="A")).json()["status"] == "created"
+    assert spooldrain._drain_thread is None and spool._empty_at_mtime is not None
     spooled("B")  # the database failed for another worker meanwhile
-    monkeypatch.setattr(spool, "_last_start", float("-inf"))
-    assert ingest(raw_get(uniq_id="C")).outcome == "created"
-    spool._drain_thread.join(10)
+    monkeypatch.setattr(spooldrain, "_last_start", float("-inf"))
+    assert client.get(webhook_url, postback(uniq_id="C")).json()["status"] == "created"
+    spooldrain._drain_thread.join(10)
     assert spool.backlog() == 0
     assert sorted(Order.objects.values_list("uniq_id", flat=True)) == ["A", "B", "C"]

@@ -8,7 +8,7 @@ import getpass
 from django.core.management.base import BaseCommand, CommandError
 from django.db import DatabaseError
 
-from orders import replay, spool
+from orders import replay, spool, spooldrain
 from orders.models import Delivery
 from orders.operations import database_failed, positive_int, require_database, timestamp_argument
 from partners.registry import PARTNERS
@@ -89,7 +89,7 @@ class Command(BaseCommand):
             self.stdout.write(f"{spool.backlog()} postback(s) waiting in the spool would be stored "
                               "(dry run: nothing was written)")
             return
-        report = spool.drain()
+        report = spooldrain.drain()
         if report.busy:
             raise CommandError("another process is draining the spool right now; run again in a minute")
         self.stdout.write(
