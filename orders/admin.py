@@ -28,21 +28,21 @@ from django.utils import timezone
 from django.utils.dateparse import parse_date
 from django.utils.html import format_html
 from django.utils.text import capfirst
-from django.utils.translation import gettext, ngettext
+from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
 from partners.base import OrderStatus
 from partners.registry import partner_choices
 
 from .models import Delivery, Order
-from .replay import FAILED, outcome_counts, replay_deliveries
+from .replay import ReplaySummary, replay_deliveries
 from .templatetags.orders_admin import money
 
 # A count beyond this many rows is shown as "more than"; counting it stays a short index range.
 COUNT_LIMIT = 10_000
 # Rows fetched per query by the CSV export; memory holds one chunk, never the whole result.
 EXPORT_CHUNK = 2_000
-# The replay action reports each delivery in a message up to this many, then a summary.
+# The replay action gives each delivery a message (unchanged ones aside), up to this many, then the totals.
 REPLAY_MESSAGES = 50
 # More than this many is a job for `manage.py replay_webhook`, not for one HTTP request.
 REPLAY_LIMIT = 1_000
@@ -419,29 +419,9 @@ class DeliveryAdmin(FastListMixin, admin.ModelAdmin):
                 "More than %(limit)s deliveries selected: replay them with manage.py replay_webhook instead."
             ) % {"limit": REPLAY_LIMIT}, messages.ERROR)
             return
-        results = replay_deliveries(queryset.order_by("received_at", "pk"))
-        for delivery_id, result in results[:REPLAY_MESSAGES]:
-            level = messages.ERROR if result.outcome in (Delivery.Outcome.INVALID, FAILED) else messages.SUCCESS
-            self.message_user(request, describe_replay(delivery_id, result), level)
-        if len(results) > REPLAY_MESSAGES:
-            summary = ", ".join(f"{outcome}: {count}" for outcome, count in sorted(outcome_counts(results).items()))
-            self.message_user(request, ngettext(
-                "%(count)d delivery replayed (%(summary)s).", "%(count)d deliveries replayed (%(summary)s).",
-                len(results),
-            ) % {"count": len(results), "summary": summary})
-
-
-def describe_replay(delivery_id, result):
-    """One line for staff saying what replaying a delivery did."""
-    values = {"delivery": delivery_id, "order": result.order_id, "error": result.error}
-    if result.outcome == Delivery.Outcome.CREATED:
-        return gettext("Delivery #%(delivery)s: stored as order #%(order)s.") % values
-    if result.outcome == Delivery.Outcome.DUPLICATE:
-        message = gettext("Delivery #%(delivery)s: a duplicate of order #%(order)s.") % values
-        if result.conflict_fields:
-            message += " " + gettext("Different values: %(fields)s.") % {"fields": ", ".join(result.conflict_fields)}
-        return message
-    if result.outcome == Delivery.Outcome.INVALID:
-        return gettext("Delivery #%(delivery)s: still invalid: %(error)s") % values
-    return gettext("Delivery #%(delivery)s: failed: %(error)s") % values
-
+        summary = ReplaySummary()
+        replay_deliveries(queryset.order_by("received_at", "pk"), summary)
+        for line in summary.lines[:REPLAY_MESSAGES]:
+            self.message_user(request, line.text, messages.ERROR if line.problem else messages.SUCCESS)
+        # The totals, which also count the deliveries that changed nothing (they get no line).
+        self.message_user(request, summary.render())

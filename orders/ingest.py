@@ -11,18 +11,23 @@ Contract of `ingest(raw)`:
   alert, if the spool cannot be written either);
 - a bug of ours is recorded as an `error` Delivery (where the database allows) and re-raised.
 
-Views, the spool drain, replay and tests all call this module; nothing else writes orders.
+Every write of the ledger (Order) and of the delivery log (Delivery) is made here: `ingest` and
+`store` for a request, `replay_delivery` for a stored delivery read again, `record_failure` for our
+own bugs; `preview` answers what `store` would, writing nothing. orders.rows and orders.current are
+parts of it, called from here only. Views, the spool drain, replay and tests all call this module;
+nothing else writes orders or deliveries (orders.prune only deletes old deliveries, by its rules).
 """
 
 import logging
 import random
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import NoReturn
 
 from django.conf import settings
 from django.db import DatabaseError, IntegrityError, connection, transaction
+from django.utils import timezone
 
 from partners.base import ParsedOrder, PayloadError
 from partners.registry import get_partner
@@ -94,13 +99,13 @@ def longest_attempt() -> float:
 def store(raw: RawRequest, *, spool_id: str | None = None) -> IngestResult:
     """One attempt at the write path, no retries: database errors propagate to the caller."""
     try:
-        params, parsed = read_postback(raw.partner, raw.query_string, raw.body, raw.content_type)
+        params, parsed = read_postback(raw)
     except PayloadError as error:
         with transaction.atomic():
             delivery = _create_delivery(
                 raw, Delivery.Outcome.INVALID, spool_id=spool_id, error=error.message, error_field=error.field or ""
             )
-        return IngestResult(Delivery.Outcome.INVALID, delivery.pk, error=error.message, field=error.field)
+        return _invalid(error, delivery.pk)
     with transaction.atomic():
         order, outcome, conflicts = save_order(raw.partner, parsed, params, raw.received_at)
         delivery = _create_delivery(raw, outcome, spool_id=spool_id, order=order, conflict_fields=list(conflicts))
@@ -108,12 +113,66 @@ def store(raw: RawRequest, *, spool_id: str | None = None) -> IngestResult:
                         order_status=parsed.order_status)
 
 
-def read_postback(partner: str, query_string: str, body: bytes, content_type: str) -> tuple[dict, ParsedOrder]:
-    """A stored request's parameters and what the partner's parser makes of them: the one reading
-    shared by live requests, the spool and replay, so a replay reads a delivery exactly as it arrived.
-    Raises PayloadError for a bad payload, KeyError for a partner without a parser."""
-    params = payload_params(query_string, body, content_type)
-    return params, get_partner(partner).parse(params)
+def preview(raw: RawRequest) -> IngestResult:
+    """What store(raw) would answer, writing nothing: `invalid` with the reason, or `created`, or
+    `duplicate` of the stored order with the fields that differ from it.
+
+    One plain read: a postback stored meanwhile can still turn a previewed `created` into a duplicate.
+    """
+    try:
+        _params, parsed = read_postback(raw)
+    except PayloadError as error:
+        return _invalid(error)
+    key = {"uniq_id": parsed.uniq_id, "order_status": parsed.order_status}
+    order = _stored_order(raw.partner, parsed)
+    if order is None:
+        return IngestResult(Delivery.Outcome.CREATED, **key)
+    return IngestResult(Delivery.Outcome.DUPLICATE, order_id=order.pk, conflict_fields=_conflicts(order, parsed), **key)
+
+
+def replay_delivery(delivery: Delivery, *, dry_run: bool = False) -> IngestResult:
+    """Read a stored delivery again with the current parser and store its order if that is now
+    possible, updating the delivery in place (its outcome, order, conflicts, error and `replayed_at`).
+
+    Never a second order: the order is written by save_order, which answers a repeat as a duplicate.
+    A delivery already linked to the order it reads as keeps its outcome: replaying it is a no-op, not
+    a duplicate of itself. With dry_run nothing is written and the result is what the replay would answer.
+    """
+    raw = RawRequest.of_delivery(delivery)
+    if dry_run:
+        return _as_replay_of(delivery, preview(raw))
+    try:
+        params, parsed = read_postback(raw)
+    except PayloadError as error:
+        Delivery.objects.filter(pk=delivery.pk).update(
+            outcome=Delivery.Outcome.INVALID, error=error.message, error_field=error.field or "",
+            replayed_at=timezone.now(),
+        )
+        return _invalid(error, delivery.pk)
+    with transaction.atomic():
+        order, outcome, conflicts = save_order(delivery.partner, parsed, params, delivery.received_at)
+        result = _as_replay_of(delivery, IngestResult(
+            outcome, order_id=order.pk, conflict_fields=conflicts, uniq_id=parsed.uniq_id,
+            order_status=parsed.order_status,
+        ))
+        Delivery.objects.filter(pk=delivery.pk).update(
+            outcome=result.outcome, order=order, conflict_fields=list(conflicts), error="", error_field="",
+            replayed_at=timezone.now(),
+        )
+    return result
+
+
+def read_postback(raw: RawRequest) -> tuple[dict, ParsedOrder]:
+    """A request's parameters and what its partner's parser makes of them: the one reading shared by
+    live requests, the spool, previews and replay, so a replay reads a delivery exactly as it arrived.
+    Raises PayloadError for a bad payload, or for a partner without a parser (a network retired
+    since the request was stored)."""
+    try:
+        partner = get_partner(raw.partner)
+    except KeyError:
+        raise PayloadError(f"no parser is registered for partner {raw.partner!r}", "partner") from None
+    params = payload_params(raw.query_string, raw.body, raw.content_type)
+    return params, partner.parse(params)
 
 
 def save_order(partner: str, parsed: ParsedOrder, params: dict, received_at: datetime,
@@ -134,19 +193,41 @@ def save_order(partner: str, parsed: ParsedOrder, params: dict, received_at: dat
     try:
         rows.insert(order)
     except IntegrityError:
-        key = {"partner": partner, "uniq_id": parsed.uniq_id, "order_status": parsed.order_status}
-        order = Order.objects.filter(**key).first()
+        order = _stored_order(partner, parsed)
         if order is None:
             raise
     else:
         # A new row may change which status of this order is current; same transaction as the insert.
         order.is_current = refresh_current(partner, parsed.uniq_id) == order.pk
         return order, Delivery.Outcome.CREATED, ()
-    conflicts = tuple(name for name in CONFLICT_FIELDS if getattr(order, name) != values[name])
+    conflicts = _conflicts(order, parsed)
     if conflicts and not order.has_conflict:
         Order.objects.filter(pk=order.pk).update(has_conflict=True)
         order.has_conflict = True
     return order, Delivery.Outcome.DUPLICATE, conflicts
+
+
+def _stored_order(partner: str, parsed: ParsedOrder) -> Order | None:
+    """The stored order event with the key of `parsed`, if there is one."""
+    return Order.objects.filter(partner=partner, uniq_id=parsed.uniq_id, order_status=parsed.order_status).first()
+
+
+def _conflicts(order: Order, parsed: ParsedOrder) -> tuple[str, ...]:
+    return tuple(name for name in CONFLICT_FIELDS if getattr(order, name) != getattr(parsed, name))
+
+
+def _invalid(error: PayloadError, delivery_id: int | None = None) -> IngestResult:
+    return IngestResult(Delivery.Outcome.INVALID, delivery_id, error=error.message, field=error.field)
+
+
+def _as_replay_of(delivery: Delivery, result: IngestResult) -> IngestResult:
+    """`result` as the replay of `delivery`: a delivery already linked to the order it names keeps
+    its outcome (created or duplicate), since replaying it changed nothing."""
+    outcome = result.outcome
+    if result.order_id is not None and result.order_id == delivery.order_id:
+        stored = (Delivery.Outcome.CREATED, Delivery.Outcome.DUPLICATE)
+        outcome = delivery.outcome if delivery.outcome in stored else Delivery.Outcome.CREATED
+    return replace(result, delivery_id=delivery.pk, outcome=outcome)
 
 
 def _create_delivery(raw: RawRequest, outcome: str, *, spool_id: str | None, **extra) -> Delivery:

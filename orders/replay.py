@@ -1,23 +1,21 @@
-"""Running stored deliveries again through the current parser and write path.
+"""Running stored deliveries again, entering a postback by hand, and saying what that did.
 
-Used by `manage.py replay_webhook` and the admin's replay action, so both behave the same. A replay
-updates the delivery in place (its outcome, order, error and `replayed_at`) and never creates a
-second order: the order is written by ingest.save_order, which answers a repeat as a duplicate.
+Used by `manage.py replay_webhook` and the admin's replay action, so both behave and report the same.
+The writes themselves are orders.ingest's (`replay_delivery`, `store`, `preview`): this module selects,
+batches, counts and words. The words are translated (the admin shows them in the staff's language);
+the command prints them with translations off, in English, for operators and their logs.
 """
 
 import logging
-from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from django.db import DatabaseError, transaction
-from django.utils import timezone
-
-from partners.base import PayloadError
+from django.db import DatabaseError
+from django.utils.translation import gettext
 
 from . import dberrors
-from .ingest import IngestResult, read_postback, save_order, store
-from .models import Delivery, Order
+from .ingest import IngestResult, preview, replay_delivery, store
+from .models import Delivery
 from .operations import refresh_connection
 from .rawrequest import RawRequest
 
@@ -25,82 +23,50 @@ log = logging.getLogger("epnhook.replay")
 
 # Deliveries fetched (and replayed) per batch; the connection is refreshed between batches.
 REPLAY_BATCH_SIZE = 500
-# The outcome of a replay that raised (a bug, a database error): the delivery is left as it was.
+# The outcome of a replay or a manual entry that raised (a bug, a database error): nothing changed.
 FAILED = "failed"
 
 
-def replay_delivery(delivery: Delivery, *, dry_run: bool = False) -> IngestResult:
-    """Parse `delivery` again and store its order if that is now possible.
-
-    With dry_run nothing is written; the result says what would happen. A delivery that already
-    created its order stays `created` (replaying it is a no-op, not a duplicate of itself).
-    """
-    try:
-        params, parsed = read_postback(delivery.partner, delivery.query_string, bytes(delivery.body),
-                                       delivery.content_type)
-    except (PayloadError, KeyError) as error:
-        message, field_name = _describe_parse_error(error, delivery.partner)
-        if not dry_run:
-            Delivery.objects.filter(pk=delivery.pk).update(
-                outcome=Delivery.Outcome.INVALID, error=message, error_field=field_name or "",
-                replayed_at=timezone.now(),
-            )
-        return IngestResult(Delivery.Outcome.INVALID, delivery.pk, error=message, field=field_name)
-    if dry_run:
-        existing = Order.objects.filter(
-            partner=delivery.partner, uniq_id=parsed.uniq_id, order_status=parsed.order_status
-        ).first()
-        linked = existing is None or existing.pk == delivery.order_id
-        outcome = Delivery.Outcome.CREATED if linked else Delivery.Outcome.DUPLICATE
-        return IngestResult(outcome, delivery.pk, existing.pk if existing else None)
-    with transaction.atomic():
-        order, outcome, conflicts = save_order(delivery.partner, parsed, params, delivery.received_at)
-        if order.pk == delivery.order_id:
-            stored = (Delivery.Outcome.CREATED, Delivery.Outcome.DUPLICATE)
-            outcome = delivery.outcome if delivery.outcome in stored else Delivery.Outcome.CREATED
-        Delivery.objects.filter(pk=delivery.pk).update(
-            outcome=outcome, order=order, conflict_fields=list(conflicts), error="", error_field="",
-            replayed_at=timezone.now(),
-        )
-    return IngestResult(outcome, delivery.pk, order.pk, conflict_fields=conflicts)
+def describe(result: IngestResult) -> str:
+    """One line, in the active language, saying what storing or replaying a postback did, or in a dry
+    run would do. A result without a delivery is a postback not stored (a dry run of a new one, or a
+    failure); `created` without an order is an order a dry run would create."""
+    stored = result.delivery_id is not None
+    if result.outcome == Delivery.Outcome.CREATED:
+        if result.order_id is not None:
+            text = gettext("Delivery #%(delivery)s: stored as order #%(order)s.")
+        elif stored:
+            text = gettext("Delivery #%(delivery)s: would be stored as a new order.")
+        else:
+            text = gettext("The postback would be stored as a new order.")
+    elif result.outcome == Delivery.Outcome.DUPLICATE:
+        text = (gettext("Delivery #%(delivery)s: a duplicate of order #%(order)s.") if stored
+                else gettext("The postback is a duplicate of order #%(order)s."))
+    elif result.outcome == Delivery.Outcome.INVALID:
+        text = (gettext("Delivery #%(delivery)s: still invalid: %(error)s") if stored
+                else gettext("The postback is invalid: %(error)s"))
+    else:
+        text = (gettext("Delivery #%(delivery)s: failed: %(error)s") if stored
+                else gettext("The postback failed: %(error)s"))
+    text %= {"delivery": result.delivery_id, "order": result.order_id, "error": result.error}
+    if result.conflict_fields:
+        text += " " + gettext("Different values: %(fields)s.") % {"fields": ", ".join(result.conflict_fields)}
+    return text
 
 
-def replay_deliveries(deliveries: Iterable[Delivery], *, dry_run: bool = False,
-                      ) -> list[tuple[int, IngestResult]]:
-    """Replay each delivery, in order, and return (delivery id, result) for each; a failure of one (a
-    bug, a database error) is a "failed" result, not raised."""
-    results = []
-    for number, delivery in enumerate(deliveries):
-        if number % REPLAY_BATCH_SIZE == 0:
-            refresh_connection()  # a long run must survive MariaDB's wait_timeout
-        try:
-            result = replay_delivery(delivery, dry_run=dry_run)
-        except Exception as error:
-            result = IngestResult(FAILED, delivery.pk, error=f"{type(error).__name__}: {error}")
-        results.append((delivery.pk, result))
-    return results
-
-
-def outcome_counts(results: list[tuple[int, IngestResult]]) -> Counter:
-    """How many of `results` (from replay_deliveries) ended in each outcome."""
-    return Counter(result.outcome for _, result in results)
-
-
-def _describe_parse_error(error: Exception, partner: str) -> tuple[str, str | None]:
-    if isinstance(error, PayloadError):
-        return error.message, error.field
-    return f"no parser is registered for partner {partner!r}", "partner"
-
-
-# --- Selection, summaries and manual entry (manage.py replay_webhook; usable by the admin too) -------
+@dataclass(frozen=True)
+class ReplayLine:
+    text: str
+    # Still invalid, or failed: what the admin shows as an error.
+    problem: bool
 
 
 @dataclass
 class ReplaySummary:
     """What a replay did, counted the way an operator asks: how many new orders, and what is left.
 
-    `unchanged` deliveries already had their order, so replaying them changed nothing; `created`
-    counts only deliveries that now have an order they did not have before.
+    `unchanged` deliveries already had their order, so replaying them changed nothing and gets no
+    line; `created` counts only deliveries that now have an order they did not have before.
     """
 
     dry_run: bool = False
@@ -109,7 +75,7 @@ class ReplaySummary:
     unchanged: int = 0
     invalid: int = 0
     failed: int = 0
-    lines: list[str] = field(default_factory=list)
+    lines: list[ReplayLine] = field(default_factory=list)
     # Set when the database failed part-way; what is counted was done.
     error: str = ""
 
@@ -117,31 +83,43 @@ class ReplaySummary:
     def processed(self) -> int:
         return self.created + self.duplicate + self.unchanged + self.invalid + self.failed
 
-    def add(self, delivery_id: int | None, previous: tuple[str, int | None], result: IngestResult) -> None:
-        before, order_before = previous
-        label = f"#{delivery_id}" if delivery_id else "manual postback"
-        verb = "would be" if self.dry_run else "is"
+    def add(self, order_before: int | None, result: IngestResult) -> None:
+        """Count the replay of a delivery that had order `order_before`, and word it unless unchanged."""
         if result.outcome == FAILED:
             self.failed += 1
-            self.lines.append(f"{label}: FAILED: {result.error}")
         elif result.outcome == Delivery.Outcome.INVALID:
             self.invalid += 1
-            where = f" ({result.field})" if result.field else ""
-            self.lines.append(f"{label}: still invalid{where}: {result.error}")
         elif order_before is not None and order_before == result.order_id:
             self.unchanged += 1
+            return
         elif result.outcome == Delivery.Outcome.CREATED:
             self.created += 1
-            target = f"order #{result.order_id}" if result.order_id else "a new order"
-            self.lines.append(f"{label}: {before} -> created, {verb} stored as {target}")
         else:
             self.duplicate += 1
-            self.lines.append(f"{label}: {before} -> duplicate of order #{result.order_id}")
+        problem = result.outcome in (Delivery.Outcome.INVALID, FAILED)
+        self.lines.append(ReplayLine(describe(result), problem))
 
     def render(self) -> str:
-        text = (f"processed {self.processed}: created {self.created}, duplicate {self.duplicate}, "
-                f"unchanged {self.unchanged}, still invalid {self.invalid}, failed {self.failed}")
-        return text + (" (dry run: nothing was written)" if self.dry_run else "")
+        """The totals, in the active language."""
+        text = gettext(
+            "processed %(processed)d: created %(created)d, duplicate %(duplicate)d, unchanged %(unchanged)d, "
+            "still invalid %(invalid)d, failed %(failed)d"
+        ) % {"processed": self.processed, "created": self.created, "duplicate": self.duplicate,
+             "unchanged": self.unchanged, "invalid": self.invalid, "failed": self.failed}
+        return text + " " + gettext("(dry run: nothing was written)") if self.dry_run else text
+
+
+def replay_deliveries(deliveries: Iterable[Delivery], summary: ReplaySummary) -> None:
+    """Replay each delivery, in order, into `summary` (dry run or not, as it says); a failure of one
+    (a bug, a database error) is counted as failed, not raised."""
+    for number, delivery in enumerate(deliveries):
+        if number % REPLAY_BATCH_SIZE == 0:
+            refresh_connection()  # a long run must survive MariaDB's wait_timeout
+        try:
+            result = replay_delivery(delivery, dry_run=summary.dry_run)
+        except Exception as error:
+            result = IngestResult(FAILED, delivery.pk, error=f"{type(error).__name__}: {error}")
+        summary.add(delivery.order_id, result)
 
 
 def select_deliveries(*, ids=(), outcome=None, since=None, until=None, partner=None):
@@ -182,34 +160,28 @@ def replay_selected(deliveries, *, dry_run: bool = False) -> ReplaySummary:
             break
         if not batch:
             break
-        results = replay_deliveries(batch, dry_run=dry_run)
-        for delivery, (delivery_id, result) in zip(batch, results, strict=True):
-            summary.add(delivery_id, (delivery.outcome, delivery.order_id), result)
+        replay_deliveries(batch, summary)
         last = batch[-1].pk
     return summary
 
 
-def enter_manual(partner: str, query: str, *, entered_by: str = "", dry_run: bool = False) -> ReplaySummary:
+def enter_manual(partner: str, query: str, *, entered_by: str = "", dry_run: bool = False) -> IngestResult:
     """Store a postback typed or pasted by hand (e.g. from the network's dashboard) through the write
     path, as a `manual` delivery; `entered_by` is kept in its user agent for the audit trail.
 
     `query` is the postback's query string; a whole URL is cut to the part after '?', so the token
     in it is never stored. One attempt, no spool: the operator is there to see a failure and retry.
+    A database error is raised (nothing was stored); any other failure is a FAILED result.
     """
-    query = query.strip().split("?", 1)[-1]
-    summary = ReplaySummary(dry_run=dry_run)
+    raw = RawRequest(partner=partner, method="GET", query_string=query.strip().split("?", 1)[-1],
+                     source=Delivery.Source.MANUAL,
+                     user_agent=f"manage.py replay_webhook by {entered_by}" if entered_by else "")
     if dry_run:
-        preview = Delivery(partner=partner, query_string=query, body=b"", content_type="")
-        result = replay_delivery(preview, dry_run=True)
-    else:
-        raw = RawRequest(partner=partner, method="GET", query_string=query, source=Delivery.Source.MANUAL,
-                         user_agent=f"manage.py replay_webhook by {entered_by}" if entered_by else "")
-        try:
-            result = store(raw)
-        except DatabaseError:
-            raise  # the caller says the database failed; nothing was stored
-        except Exception as error:
-            log.exception("storing a postback entered by hand failed")
-            result = IngestResult(FAILED, error=f"{type(error).__name__}: {error}")
-    summary.add(result.delivery_id, ("new", None), result)
-    return summary
+        return preview(raw)
+    try:
+        return store(raw)
+    except DatabaseError:
+        raise  # the caller says the database failed; nothing was stored
+    except Exception as error:
+        log.exception("storing a postback entered by hand failed")
+        return IngestResult(FAILED, error=f"{type(error).__name__}: {error}")

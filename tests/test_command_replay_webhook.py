@@ -58,7 +58,7 @@ def test_replay_by_id_after_a_parser_fix_creates_the_order(fix_parser):
     output = replay_webhook(str(delivery.pk))
     order = Order.objects.get()
     assert order.order_status == "completed"
-    assert f"#{delivery.pk}: invalid -> created, is stored as order #{order.pk}" in output
+    assert f"Delivery #{delivery.pk}: stored as order #{order.pk}." in output
     assert "processed 1: created 1, duplicate 0, unchanged 0, still invalid 0, failed 0" in output
     delivery.refresh_from_db()
     assert delivery.outcome == "created" and delivery.order_id == order.pk and delivery.replayed_at
@@ -87,7 +87,7 @@ def test_an_unknown_id_is_an_error_and_nothing_is_replayed(fix_parser):
 def test_still_invalid_is_reported_with_its_reason():
     delivery = invalid_paid()
     output = replay_webhook("--outcome", "invalid")
-    assert f"#{delivery.pk}: still invalid (order_status): order_status 'paid' is not a known status" in output
+    assert f"Delivery #{delivery.pk}: still invalid: order_status 'paid' is not a known status" in output
     assert "still invalid 1, failed 0" in output
 
 
@@ -105,10 +105,10 @@ def test_outcome_selects_invalid_or_error_deliveries(fix_parser, monkeypatch):
             ingest(raw_get(uniq_id="was-error"))
     error = Delivery.objects.get(outcome="error")
     output = replay_webhook("--outcome", "error")
-    assert f"#{error.pk}: error -> created" in output and f"#{invalid.pk}" not in output
+    assert f"Delivery #{error.pk}: stored as order #" in output and f"#{invalid.pk}:" not in output
     assert "processed 1:" in output
     output = replay_webhook("--outcome", "invalid")
-    assert f"#{invalid.pk}: invalid -> created" in output and "processed 1:" in output
+    assert f"Delivery #{invalid.pk}: stored as order #" in output and "processed 1:" in output
     assert set(Order.objects.values_list("uniq_id", flat=True)) == {"fine", "was-error", "was-invalid"}
     with pytest.raises(CommandError, match="invalid choice: 'created'"):
         replay_webhook("--outcome", "created")
@@ -122,9 +122,9 @@ def test_since_and_until_select_by_time_received(fix_parser):
     output = replay_webhook("--since", "2026-03-02", "--until", "2026-03-03")
     assert f"#{middle.pk}:" in output and f"#{early.pk}:" not in output and f"#{late.pk}:" not in output
     output = replay_webhook("--until", "2026-03-01 10:00", "--dry-run")
-    assert f"#{early.pk}: invalid -> created" in output and "processed 1:" in output
+    assert f"Delivery #{early.pk}: would be stored as a new order." in output and "processed 1:" in output
     output = replay_webhook("--since", "2026-03-02T20:00:00+00:00")  # 23:00 on the 2nd in Moscow
-    assert f"#{late.pk}: invalid -> created" in output and "processed 1:" in output
+    assert f"Delivery #{late.pk}: stored as order #" in output and "processed 1:" in output
 
 
 @pytest.mark.parametrize(("args", "message"), [
@@ -142,7 +142,7 @@ def test_partner_selects_one_networks_deliveries(fix_parser):
     other = Delivery.objects.create(partner="retired_network", method="GET", query_string="x=1", outcome="invalid")
     fix_parser()
     output = replay_webhook("--partner", "epn_bz")
-    assert f"#{ours.pk}: invalid -> created" in output and f"#{other.pk}" not in output
+    assert f"Delivery #{ours.pk}: stored as order #" in output and f"#{other.pk}:" not in output
     with pytest.raises(CommandError, match="invalid choice: 'nobody'"):
         replay_webhook("--partner", "nobody")
 
@@ -157,7 +157,7 @@ def test_dry_run_shows_what_would_change_and_writes_nothing(fix_parser):
     delivery = invalid_paid()
     fix_parser()
     output = replay_webhook("--outcome", "invalid", "--dry-run")
-    assert f"#{delivery.pk}: invalid -> created, would be stored as a new order" in output
+    assert f"Delivery #{delivery.pk}: would be stored as a new order." in output
     assert output.rstrip().endswith("(dry run: nothing was written)")
     delivery.refresh_from_db()
     assert delivery.outcome == "invalid" and delivery.replayed_at is None and Order.objects.count() == 0
@@ -171,8 +171,9 @@ def test_query_enters_a_postback_by_hand_as_a_manual_delivery():
     assert delivery.source == "manual" and delivery.outcome == "created" and delivery.order_id == order.pk
     assert delivery.query_string == query and delivery.user_agent.startswith("manage.py replay_webhook by ")
     assert order.revenue == Decimal("990.50")
-    assert "processed 1: created 1" in output
-    assert "processed 1: created 0, duplicate 1" in replay_webhook("--partner", "epn_bz", "--query", query)
+    assert output == f"Delivery #{delivery.pk}: stored as order #{order.pk}.\n"
+    again = replay_webhook("--partner", "epn_bz", "--query", query)
+    assert again == f"Delivery #{delivery.pk + 1}: a duplicate of order #{order.pk}.\n"
     assert Order.objects.count() == 1
 
 
@@ -186,14 +187,15 @@ def test_query_pasted_as_a_whole_url_keeps_only_the_parameters():
 
 def test_query_that_is_invalid_is_kept_and_reported():
     output = replay_webhook("--partner", "epn_bz", "--query", "click_id=7&order_status=waiting")
-    assert "still invalid (order_number): order_number is required" in output
-    assert Delivery.objects.get().outcome == "invalid" and Order.objects.count() == 0
+    delivery = Delivery.objects.get()
+    assert output == f"Delivery #{delivery.pk}: still invalid: order_number is required\n"
+    assert delivery.outcome == "invalid" and Order.objects.count() == 0
 
 
 def test_query_dry_run_writes_nothing():
     output = replay_webhook("--partner", "epn_bz", "--query", "click_id=7&order_number=A&order_status=waiting",
                             "--dry-run")
-    assert "manual postback: new -> created, would be stored as a new order" in output
+    assert output == "The postback would be stored as a new order. (dry run: nothing was written)\n"
     assert Delivery.objects.count() == 0 and Order.objects.count() == 0
 
 
@@ -250,7 +252,7 @@ def test_a_failure_is_counted_and_the_exit_is_non_zero(fix_parser, monkeypatch):
     with pytest.raises(CommandError, match="1 delivery") as raised:
         call_command("replay_webhook", "--outcome", "invalid", stdout=out)
     assert raised.value.returncode == 1
-    assert f"#{broken_one.pk}: FAILED: RuntimeError: a bug in the parser" in out.getvalue()
+    assert f"Delivery #{broken_one.pk}: failed: RuntimeError: a bug in the parser" in out.getvalue()
     assert "created 1, duplicate 0, unchanged 0, still invalid 0, failed 1" in out.getvalue()
     assert Order.objects.get().uniq_id == "fine"
     assert Delivery.objects.get(pk=fine.pk).outcome == "created"
@@ -315,8 +317,8 @@ def test_a_database_failure_part_way_reports_what_was_done(fix_parser, monkeypat
     monkeypatch.setattr(replay, "REPLAY_BATCH_SIZE", 1)
     replay_batch = replay.replay_deliveries
 
-    def replay_then_lose_the_connection(batch, **options):
-        results = replay_batch(batch, **options)
+    def replay_then_lose_the_connection(batch, summary):
+        replay_batch(batch, summary)
         with connection.cursor() as cursor:
             cursor.execute("SELECT CONNECTION_ID()")
             (ours,) = cursor.fetchone()
@@ -326,7 +328,6 @@ def test_a_database_failure_part_way_reports_what_was_done(fix_parser, monkeypat
                 cursor.execute(f"KILL CONNECTION {ours}")  # as a server restart would
         finally:
             other.close()
-        return results
 
     monkeypatch.setattr(replay, "replay_deliveries", replay_then_lose_the_connection)
     out = StringIO()

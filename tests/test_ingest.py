@@ -7,7 +7,7 @@ from django.db import OperationalError
 
 from orders import ingest as ingest_module
 from orders import spool, spooldrain
-from orders.ingest import ingest, store
+from orders.ingest import ingest, preview, store
 from orders.models import Delivery, Order
 from orders.rawrequest import RawRequest
 from tests.factories import raw_get
@@ -104,6 +104,20 @@ def test_repeated_parameter_with_different_values_is_rejected():
     same_twice = RawRequest(partner="epn_bz", method="GET",
                             query_string="click_id=1&order_number=A&order_status=waiting&revenue=1&revenue=1")
     assert ingest(same_twice).outcome == "created"
+
+
+def test_preview_answers_what_store_would_and_writes_nothing():
+    ingest(raw_get())
+    retired = RawRequest(partner="retired_network", method="GET", query_string="x=1")
+    for raw in (raw_get(uniq_id="new"), raw_get(), raw_get(revenue="1600"), raw_get(revenue="lots"), retired):
+        before = list(Order.objects.values()), list(Delivery.objects.values())
+        predicted = preview(raw)
+        assert (list(Order.objects.values()), list(Delivery.objects.values())) == before, raw
+        stored = store(raw)
+        fields = ("outcome", "conflict_fields", "error", "field", "uniq_id", "order_status")
+        assert [getattr(predicted, name) for name in fields] == [getattr(stored, name) for name in fields], raw
+        assert predicted.delivery_id is None and predicted.order_id in (stored.order_id, None), raw
+    assert stored.field == "partner" and "no parser is registered for partner 'retired_network'" in stored.error
 
 
 def test_raw_request_round_trips_through_json():

@@ -5,8 +5,8 @@ from django.apps import apps
 from django.urls import reverse
 from django.utils import translation
 
-from orders.admin import describe_replay
 from orders.ingest import IngestResult
+from orders.replay import describe
 from tests.admin_helpers import load_orders, make_admin
 
 UNTRANSLATED = {"sub", "sub2", "sub3", "sub4", "sub5", "ID", "RUB", "USD", "EUR", "GBP", "TON"}
@@ -36,7 +36,7 @@ def test_every_verbose_name_and_choice_has_a_russian_translation():
 
 def test_replay_messages_are_translated():
     with translation.override("ru"):
-        assert describe_replay(7, IngestResult("created", 7, 3)) == "Доставка №7: сохранена как заказ №3."
+        assert describe(IngestResult("created", 7, 3)) == "Доставка №7: сохранена как заказ №3."
 
 
 @pytest.mark.django_db

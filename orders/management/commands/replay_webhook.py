@@ -1,11 +1,12 @@
 """`manage.py replay_webhook`: run stored deliveries again, enter a postback by hand, or drain the spool.
 
-The work is in orders.replay (shared with the admin's replay action) and orders.spool.
+The work is in orders.replay (shared with the admin's replay action, and so are its words, printed
+here in English whatever LANGUAGE_CODE says) and orders.spooldrain.
 """
 
 import getpass
 
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import BaseCommand, CommandError, no_translations
 from django.db import DatabaseError
 
 from orders import replay, spool, spooldrain
@@ -34,6 +35,7 @@ class Command(BaseCommand):
         parser.add_argument("--spool", action="store_true", help="store the postbacks waiting in the spool")
         parser.add_argument("--dry-run", action="store_true", help="show what would change and write nothing")
 
+    @no_translations
     def handle(self, *args, **options):
         ids = options["ids"]
         selecting = ids or any(options[name] for name in ("outcome", "since", "until"))
@@ -56,31 +58,36 @@ class Command(BaseCommand):
         try:
             if options["spool"]:
                 self.drain_spool(options["dry_run"])
-                return
-            if options["query"] is not None:
-                summary = replay.enter_manual(options["partner"], options["query"], entered_by=_operator(),
-                                              dry_run=options["dry_run"])
+            elif options["query"] is not None:
+                self.enter_manual(options["partner"], options["query"], options["dry_run"])
             else:
-                summary = self.replay_selection(ids, options)
+                self.replay_selection(ids, options)
         except DatabaseError as error:
             raise database_failed(error, "part of the run (replaying again is safe)") from error
-        for line in summary.lines:
-            self.stdout.write(line)
-        self.stdout.write(summary.render())
-        if summary.error:
-            raise CommandError(f"the database failed ({summary.error}) after {summary.processed} "
-                               "deliveries; run the command again (replaying is idempotent)")
-        if summary.failed:
-            raise CommandError(f"{summary.failed} delivery(ies) failed; see the lines marked FAILED above")
 
-    def replay_selection(self, ids, options) -> replay.ReplaySummary:
+    def replay_selection(self, ids, options) -> None:
         if ids and (missing := replay.missing_ids(ids)):
             raise CommandError(f"no delivery with id {', '.join(map(str, missing))}; nothing was replayed")
         deliveries = replay.select_deliveries(
             ids=ids, outcome=options["outcome"], since=options["since"], until=options["until"],
             partner=options["partner"],
         )
-        return replay.replay_selected(deliveries, dry_run=options["dry_run"])
+        summary = replay.replay_selected(deliveries, dry_run=options["dry_run"])
+        for line in summary.lines:
+            self.stdout.write(line.text)
+        self.stdout.write(summary.render())
+        if summary.error:
+            raise CommandError(f"the database failed ({summary.error}) after {summary.processed} "
+                               "deliveries; run the command again (replaying is idempotent)")
+        if summary.failed:
+            raise CommandError(f"{summary.failed} delivery(ies) failed; see the lines marked 'failed' above")
+
+    def enter_manual(self, partner: str, query: str, dry_run: bool) -> None:
+        """One postback, one line."""
+        result = replay.enter_manual(partner, query, entered_by=_operator(), dry_run=dry_run)
+        self.stdout.write(replay.describe(result) + (" (dry run: nothing was written)" if dry_run else ""))
+        if result.outcome == replay.FAILED:
+            raise CommandError(f"storing the postback failed: {result.error}")
 
     def drain_spool(self, dry_run: bool) -> None:
         if quarantined := spool.quarantined_count():
