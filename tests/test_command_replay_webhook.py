@@ -185,11 +185,15 @@ def test_query_pasted_as_a_whole_url_keeps_only_the_parameters():
     assert TEST_TOKEN not in str(Delivery.objects.values().get()) + str(Order.objects.values().get())
 
 
-def test_query_that_is_invalid_is_kept_and_reported():
-    output = replay_webhook("--partner", "epn_bz", "--query", "click_id=7&order_status=waiting")
-    delivery = Delivery.objects.get()
-    assert output == f"Delivery #{delivery.pk}: still invalid: order_number is required\n"
-    assert delivery.outcome == "invalid" and Order.objects.count() == 0
+def test_query_that_is_invalid_is_kept_and_refused_with_its_reason():
+    with pytest.raises(CommandError, match=r"the postback is refused \(order_number\): order_number is required; "
+                                           r"it is kept as invalid delivery #\d+") as refused:
+        replay_webhook("--partner", "epn_bz", "--query", "click_id=7&order_status=waiting")
+    assert refused.value.returncode == 1
+    assert Delivery.objects.get().outcome == "invalid" and Order.objects.count() == 0
+    with pytest.raises(CommandError, match=r"the postback would be refused \(order_status\): order_status 'zzz'"):
+        replay_webhook("--partner", "epn_bz", "--query", "click_id=1&order_number=A&order_status=zzz", "--dry-run")
+    assert Delivery.objects.count() == 1
 
 
 def test_query_dry_run_writes_nothing():
@@ -278,6 +282,21 @@ def test_expected_failures_in_a_real_process_end_without_a_traceback(tmp_path):
     result = manage("replay_webhook", "42", database_url=url, var=tmp_path)
     assert_clean_failure(result, "CommandError: no delivery with id 42")
     assert result.returncode == 1
+
+
+def test_a_postback_entered_by_hand_in_a_real_process_exits_1_when_refused(tmp_path):
+    """What cron or a script sees: the reason on stderr and exit 1; the words in English whatever LANGUAGE_CODE."""
+    url = f"sqlite:///{tmp_path}/db.sqlite3"
+    assert manage("migrate", "-v0", database_url=url, var=tmp_path).returncode == 0
+    refused = manage("replay_webhook", "--partner", "epn_bz", "--query", "click_id=1&order_status=zzz",
+                     database_url=url, var=tmp_path, LANGUAGE_CODE="ru")
+    assert_clean_failure(refused, "CommandError: the postback is refused (order_number): order_number is required; "
+                                  "it is kept as invalid delivery #1")
+    assert refused.returncode == 1 and refused.stdout == ""
+    query = "click_id=1&order_number=A&order_status=waiting"
+    stored = manage("replay_webhook", "--partner", "epn_bz", "--query", query, database_url=url, var=tmp_path,
+                    LANGUAGE_CODE="ru")
+    assert (stored.returncode, stored.stdout, stored.stderr) == (0, "Delivery #2: stored as order #1.\n", "")
 
 
 @pytest.mark.mariadb

@@ -19,7 +19,8 @@ class Command(BaseCommand):
     help = (
         "Replay stored deliveries through the current parser (by id, --outcome, --since/--until, --partner), "
         "enter one postback by hand (--partner with --query), or store the spool (--spool). Idempotent: "
-        "replaying twice never creates a second order. Exits 1 if anything failed."
+        "replaying twice never creates a second order. Exits 1 if anything failed, or if the postback "
+        "entered by hand is refused."
     )
 
     def add_arguments(self, parser):
@@ -83,11 +84,17 @@ class Command(BaseCommand):
             raise CommandError(f"{summary.failed} delivery(ies) failed; see the lines marked 'failed' above")
 
     def enter_manual(self, partner: str, query: str, dry_run: bool) -> None:
-        """One postback, one line."""
+        """One postback, one line; a refusal is an error with its reason, so that a script notices."""
         result = replay.enter_manual(partner, query, entered_by=_operator(), dry_run=dry_run)
-        self.stdout.write(replay.describe(result) + (" (dry run: nothing was written)" if dry_run else ""))
+        if result.outcome == Delivery.Outcome.INVALID:
+            where = f" ({result.field})" if result.field else ""
+            if dry_run:
+                raise CommandError(f"the postback would be refused{where}: {result.error}")
+            raise CommandError(f"the postback is refused{where}: {result.error}; it is kept as invalid delivery "
+                               f"#{result.delivery_id}, to replay after a fix")
         if result.outcome == replay.FAILED:
             raise CommandError(f"storing the postback failed: {result.error}")
+        self.stdout.write(replay.describe(result) + (" (dry run: nothing was written)" if dry_run else ""))
 
     def drain_spool(self, dry_run: bool) -> None:
         if quarantined := spool.quarantined_count():
