@@ -52,6 +52,7 @@ UNAVAILABLE = "unavailable"
 
 @dataclass(frozen=True)
 class IngestResult:
+    # A Delivery.Outcome, or SPOOLED / UNAVAILABLE (or orders.replay.FAILED, for a replay that raised).
     outcome: str
     delivery_id: int | None = None
     order_id: int | None = None
@@ -59,7 +60,8 @@ class IngestResult:
     field: str | None = None
     conflict_fields: tuple[str, ...] = ()
     spool_id: str | None = None
-    # The stored order event's key, for the one log line per postback; empty when nothing was parsed.
+    # The order event's key, for the one log line per postback (a spooled one's too); empty when the
+    # payload does not parse.
     uniq_id: str = ""
     order_status: str = ""
 
@@ -271,6 +273,7 @@ def discard_connection() -> None:
 
 def _spool(raw: RawRequest, error: DatabaseError, kind: str, attempts: int) -> IngestResult:
     description = dberrors.describe(error)
+    key = _key_of(raw)
     try:
         spool_id = spool.write(raw)
     except OSError as spool_error:
@@ -283,7 +286,7 @@ def _spool(raw: RawRequest, error: DatabaseError, kind: str, attempts: int) -> I
             f"Fix the spool directory (disk space, permissions, SPOOL_DIR) and the database.\n\n"
             f"Database error: {description}\nSpool error: {spool_error}",
         )
-        return IngestResult(UNAVAILABLE, error=description)
+        return IngestResult(UNAVAILABLE, error=description, **key)
     log.error(
         "database unavailable after %d attempt(s), request spooled as %s: %s",
         attempts, spool_id, description,
@@ -296,7 +299,17 @@ def _spool(raw: RawRequest, error: DatabaseError, kind: str, attempts: int) -> I
         f"{advice}\n\nError: {description}\nAttempts: {attempts}\n"
         f"The postback was written to the spool ({spool_id}) and will be stored once the database answers.",
     )
-    return IngestResult(SPOOLED, error=description, spool_id=spool_id)
+    return IngestResult(SPOOLED, error=description, spool_id=spool_id, **key)
+
+
+def _key_of(raw: RawRequest) -> dict:
+    """The order event's key, so that the log line of a postback the database did not take names it:
+    parsing needs no database. Empty for a payload that does not parse (it would be stored invalid)."""
+    try:
+        _params, parsed = read_postback(raw)
+    except PayloadError:
+        return {}
+    return {"uniq_id": parsed.uniq_id, "order_status": parsed.order_status}
 
 
 def _record_bug_and_raise(raw: RawRequest, error: Exception) -> NoReturn:

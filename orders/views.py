@@ -79,10 +79,11 @@ def webhook(request, token):
     # One line per postback; the fields are in the text too, since the text formatter shows no extras.
     log.info(
         "postback %s partner=%s uniq_id=%s status=%s ms=%s delivery_id=%s",
-        result.outcome, partner, result.uniq_id or "-", result.order_status or "-", milliseconds, result.delivery_id,
+        result.outcome, partner, result.uniq_id or "-", result.order_status or "-", milliseconds,
+        result.delivery_id or "-",
         extra={"partner": partner, "outcome": result.outcome, "order_id": result.order_id,
                "delivery_id": result.delivery_id, "ms": milliseconds, "uniq_id": result.uniq_id,
-               "status": result.order_status},
+               "status": result.order_status, "spool_id": result.spool_id},
     )
     if result.outcome not in (SPOOLED, UNAVAILABLE):
         # The database has just answered: store what an outage left in the spool (as /health does).

@@ -147,3 +147,28 @@ def test_unwritable_spool_while_the_database_is_down_is_503_even_with_202_ack(
     assert response.status_code == 503 and response["Retry-After"]
     assert response.json()["status"] == "unavailable"
     assert len(mailoutbox) == 1 and "spool cannot be written" in mailoutbox[0].subject
+
+
+@pytest.mark.parametrize(("params", "named"), [
+    (postback(), "uniq_id=EPN-12345 status=completed"),  # `approved` is EPN's word for completed
+    (postback(revenue="lots"), "uniq_id=- status=-"),  # a payload that does not parse names nothing
+])
+def test_the_log_line_of_a_spooled_postback_names_it(client, webhook_url, monkeypatch, settings, tmp_path, caplog,
+                                                      params, named):
+    from django.db import OperationalError
+
+    from orders import ingest
+
+    def down(raw):
+        raise OperationalError(2003, "Can't connect to server")
+
+    monkeypatch.setattr(ingest, "store", down)
+    settings.SPOOL_DIR = tmp_path / "spool"
+    settings.ALERT_STATE_DIR = tmp_path / "alerts"
+    settings.INGEST_ATTEMPTS = 1
+    with caplog.at_level("INFO", logger="epnhook.webhook"):
+        response = client.get(webhook_url, {**params, "order_status": "approved"})
+    assert response.json()["status"] == "spooled"
+    [record] = [record for record in caplog.records if record.name == "epnhook.webhook"]
+    assert record.getMessage().startswith(f"postback spooled partner=epn_bz {named} ms=")
+    assert record.getMessage().endswith(" delivery_id=-")
