@@ -2,7 +2,8 @@
 
 Delivery is the raw log (dj-stripe's WebhookEventTrigger): every authenticated request is kept as it
 arrived, with what became of it, so that any postback can be replayed after a parser fix. Order
-is what the business pays cashback from; it is written once and never overwritten.
+is what the business pays cashback from; its values are written once and never overwritten, and
+only its two flags (current, conflict) change later, each change stamped in `updated_at`.
 """
 
 from django.db import models
@@ -29,6 +30,14 @@ def money_field(verbose_name):
         null=True,
         blank=True,
     )
+
+
+class OrderQuerySet(models.QuerySet):
+    def update(self, **values):
+        """Every UPDATE of orders sets updated_at, unless it sets it itself: auto_now applies to save()
+        only, and the write path changes orders with UPDATE (the current flag, the conflict flag)."""
+        values.setdefault("updated_at", timezone.now())
+        return super().update(**values)
 
 
 class Order(models.Model):
@@ -65,7 +74,11 @@ class Order(models.Model):
     # admin's "current only" view is an index range instead of a per-key search over a million rows.
     is_current = models.BooleanField(_("current"), default=False)
     created_at = models.DateTimeField(_("received"), default=timezone.now)
+    # When the row last changed (inserted, or a flag above set or cleared): auto_now on the insert,
+    # OrderQuerySet.update on every later write.
     updated_at = models.DateTimeField(_("updated"), auto_now=True)
+
+    objects = OrderQuerySet.as_manager()
 
     class Meta:
         verbose_name = _("order")

@@ -1,15 +1,18 @@
 """The ingest service, called directly: the contract every entry point relies on."""
 
+import re
+from datetime import UTC, datetime
 from decimal import Decimal
 
 import pytest
-from django.db import OperationalError
+from django.db import OperationalError, connection
 
 from orders import ingest as ingest_module
 from orders import spool, spooldrain
-from orders.ingest import ingest, preview, store
+from orders.ingest import ingest, preview, replay_delivery, store
 from orders.models import Delivery, Order
 from orders.rawrequest import RawRequest
+from partners.epn_bz import EpnBz
 from tests.factories import raw_get
 
 pytestmark = pytest.mark.django_db
@@ -118,6 +121,55 @@ def test_preview_answers_what_store_would_and_writes_nothing():
         assert [getattr(predicted, name) for name in fields] == [getattr(stored, name) for name in fields], raw
         assert predicted.delivery_id is None and predicted.order_id in (stored.order_id, None), raw
     assert stored.field == "partner" and "no parser is registered for partner 'retired_network'" in stored.error
+
+
+LONG_AGO = datetime(2020, 1, 1, tzinfo=UTC)
+
+
+def updated(uniq_id="EPN-12345") -> dict[str, bool]:
+    """For each status of the order: has its row been written since LONG_AGO?"""
+    return {status: at > LONG_AGO for status, at in
+            Order.objects.filter(uniq_id=uniq_id).values_list("order_status", "updated_at")}
+
+
+def test_every_write_of_an_order_moves_its_updated_at():
+    ingest(raw_get(order_status="waiting"))
+    Order.objects.update(updated_at=LONG_AGO)
+    ingest(raw_get(order_status="completed"))  # takes the current flag off `waiting`
+    assert updated() == {"waiting": True, "completed": True}
+    Order.objects.update(updated_at=LONG_AGO)
+    ingest(raw_get(order_status="pending"))  # a late non-final: inserted, then not current; `completed` stays
+    assert updated() == {"waiting": False, "completed": False, "pending": True}
+    Order.objects.update(updated_at=LONG_AGO)
+    ingest(raw_get(order_status="waiting", revenue="1"))  # the conflict flag
+    assert updated() == {"waiting": True, "completed": False, "pending": False}
+    Order.objects.update(updated_at=LONG_AGO)
+    ingest(raw_get(order_status="waiting", revenue="2"))  # flagged already: nothing written
+    assert updated() == {"waiting": False, "completed": False, "pending": False}
+
+
+def test_no_update_of_an_order_leaves_updated_at_behind(monkeypatch):
+    """Every UPDATE of the orders table the write path sends, on every path (new statuses in any order,
+    duplicates, conflicts, replay), sets updated_at: a write added without it fails here."""
+    table = Order._meta.db_table
+    set_clauses = []
+
+    def watch(execute, sql, params, many, context):
+        match = re.match(rf"UPDATE [`\"]{table}[`\"] SET (.*?) WHERE ", sql, re.DOTALL)
+        if match:
+            set_clauses.append(match[1])
+        return execute(sql, params, many, context)
+
+    invalid = ingest(raw_get(uniq_id="replayed", order_status="paid"))
+    with connection.execute_wrapper(watch):
+        for status in ("pending", "waiting", "completed", "pending", "rejected"):
+            ingest(raw_get(order_status=status))
+        ingest(raw_get(order_status="completed", revenue="999"))
+        monkeypatch.setitem(EpnBz.status_aliases, "paid", "completed")
+        replay_delivery(Delivery.objects.get(pk=invalid.delivery_id))
+        ingest(raw_get(uniq_id="replayed", order_status="completed", revenue="1"))
+    assert len(set_clauses) >= 4, "the scenario no longer exercises the updates"
+    assert [clause for clause in set_clauses if "updated_at" not in clause] == []
 
 
 def test_raw_request_round_trips_through_json():
