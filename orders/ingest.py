@@ -111,8 +111,7 @@ def store(raw: RawRequest, *, spool_id: str | None = None) -> IngestResult:
     with transaction.atomic():
         order, outcome, conflicts = save_order(raw.partner, parsed, params, raw.received_at)
         delivery = _create_delivery(raw, outcome, spool_id=spool_id, order=order, conflict_fields=list(conflicts))
-    return IngestResult(outcome, delivery.pk, order.pk, conflict_fields=conflicts, uniq_id=parsed.uniq_id,
-                        order_status=parsed.order_status)
+    return IngestResult(outcome, delivery.pk, order.pk, conflict_fields=conflicts, **_key(parsed))
 
 
 def preview(raw: RawRequest) -> IngestResult:
@@ -125,11 +124,11 @@ def preview(raw: RawRequest) -> IngestResult:
         _params, parsed = read_postback(raw)
     except PayloadError as error:
         return _invalid(error)
-    key = {"uniq_id": parsed.uniq_id, "order_status": parsed.order_status}
     order = _stored_order(raw.partner, parsed)
     if order is None:
-        return IngestResult(Delivery.Outcome.CREATED, **key)
-    return IngestResult(Delivery.Outcome.DUPLICATE, order_id=order.pk, conflict_fields=_conflicts(order, parsed), **key)
+        return IngestResult(Delivery.Outcome.CREATED, **_key(parsed))
+    return IngestResult(Delivery.Outcome.DUPLICATE, order_id=order.pk, conflict_fields=_conflicts(order, parsed),
+                        **_key(parsed))
 
 
 def replay_delivery(delivery: Delivery, *, dry_run: bool = False) -> IngestResult:
@@ -153,10 +152,8 @@ def replay_delivery(delivery: Delivery, *, dry_run: bool = False) -> IngestResul
         return _invalid(error, delivery.pk)
     with transaction.atomic():
         order, outcome, conflicts = save_order(delivery.partner, parsed, params, delivery.received_at)
-        result = _as_replay_of(delivery, IngestResult(
-            outcome, order_id=order.pk, conflict_fields=conflicts, uniq_id=parsed.uniq_id,
-            order_status=parsed.order_status,
-        ))
+        result = _as_replay_of(delivery, IngestResult(outcome, order_id=order.pk, conflict_fields=conflicts,
+                                                      **_key(parsed)))
         Delivery.objects.filter(pk=delivery.pk).update(
             outcome=result.outcome, order=order, conflict_fields=list(conflicts), error="", error_field="",
             replayed_at=timezone.now(),
@@ -207,6 +204,11 @@ def save_order(partner: str, parsed: ParsedOrder, params: dict, received_at: dat
         Order.objects.filter(pk=order.pk).update(has_conflict=True)
         order.has_conflict = True
     return order, Delivery.Outcome.DUPLICATE, conflicts
+
+
+def _key(parsed: ParsedOrder) -> dict:
+    """The order event's key, as IngestResult carries it for the log line."""
+    return {"uniq_id": parsed.uniq_id, "order_status": parsed.order_status}
 
 
 def _stored_order(partner: str, parsed: ParsedOrder) -> Order | None:
@@ -309,7 +311,7 @@ def _key_of(raw: RawRequest) -> dict:
         _params, parsed = read_postback(raw)
     except PayloadError:
         return {}
-    return {"uniq_id": parsed.uniq_id, "order_status": parsed.order_status}
+    return _key(parsed)
 
 
 def _record_bug_and_raise(raw: RawRequest, error: Exception) -> NoReturn:

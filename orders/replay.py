@@ -1,9 +1,10 @@
 """Running stored deliveries again, entering a postback by hand, and saying what that did.
 
 Used by `manage.py replay_webhook` and the admin's replay action, so both behave and report the same.
-The writes themselves are orders.ingest's (`replay_delivery`, `store`, `preview`): this module selects,
-batches, counts and words. The words are translated (the admin shows them in the staff's language);
-the command prints them with translations off, in English, for operators and their logs.
+Storing, and previewing what would be stored, is orders.ingest's work (`replay_delivery`, `store`,
+`preview`): this module selects, batches, counts and words. The words are translated (the admin shows
+them in the staff's language); the command prints them with translations off, in English, for
+operators and their logs.
 """
 
 import logging

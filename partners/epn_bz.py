@@ -7,7 +7,7 @@ not know are not an error: they stay in the order's stored raw payload.
 
 import hashlib
 
-from .base import CURRENCIES, OfferType, OrderStatus, ParsedOrder, Partner
+from .base import CURRENCIES, OFFER_TYPE_VALUES, OrderStatus, ParsedOrder, Partner
 
 OPTIONAL_TEXT = ("offer_name", "offer_type", "offer_id", "sub", "sub2", "sub3", "sub4", "sub5")
 
@@ -38,7 +38,7 @@ class EpnBz(Partner):
             order_number=order_number,
             click_id=click_id,
             order_status=order_status,
-            type_id=self.integer_choice(params, "type_id", OfferType),
+            type_id=self.integer_choice(params, "type_id", OFFER_TYPE_VALUES),
             revenue=self.money(params, "revenue"),
             commission_fee=self.money(params, "commission_fee"),
             currency=self.choice(params, "currency", CURRENCIES, default="RUB"),
