@@ -14,8 +14,9 @@ from epnhook.middleware import machine_endpoint
 
 from . import spool, spooldrain
 from .clientip import address_allowed, client_ip
-from .ingest import SPOOLED, UNAVAILABLE, RawRequest, ingest
+from .ingest import SPOOLED, UNAVAILABLE, ingest
 from .models import Delivery
+from .rawrequest import RawRequest
 from .tokens import partner_for_token, seconds_left_in_window, wrong_token_over_limit
 
 log = logging.getLogger("epnhook.webhook")
