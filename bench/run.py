@@ -10,7 +10,7 @@ What it does, in order:
    rotating the receivers for several rounds so that load from elsewhere on the machine hits all alike;
 4. checks every acknowledged id against the database (lost = acknowledged but not stored) and writes a
    Markdown report with requests/s, p50, p99, errors, rows, RSS, CPU use and the ratios to the baseline;
-5. runs bench/admin_pages.py (admin page timings) when present and appends its table.
+5. runs bench/admin_pages.py (admin page timings), unless --admin 0, and appends its table.
 
 Exit status 1 when any request failed or any acknowledged postback is missing: correctness is not noise.
 """
@@ -32,14 +32,12 @@ from pathlib import Path
 
 import pymysql
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+from devtools.mariadb import PrivateMariaDB, free_port, stop_process
 
-from tests.mariadb_server import PrivateMariaDB, free_port, stop_process  # noqa: E402
+ROOT = Path(__file__).resolve().parent.parent
 
 BIN = Path(sys.executable).parent
 LUA = ROOT / "bench" / "postback.lua"
-ADMIN_SCRIPT = ROOT / "bench" / "admin_pages.py"
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 PAGE_SIZE = os.sysconf("SC_PAGE_SIZE")
 
@@ -376,7 +374,7 @@ def main() -> int:
         text, correct = report(args, runs, checks, idle_rss, db)
         for service in services:
             service.stop()
-        if args.admin and ADMIN_SCRIPT.exists():
+        if args.admin:
             text += "\n" + admin_timings(db, ours_env)
         args.report.parent.mkdir(parents=True, exist_ok=True)
         args.report.write_text(text + "\n")
@@ -392,7 +390,7 @@ def admin_timings(db: PrivateMariaDB, ours_env: dict) -> str:
     """Run bench/admin_pages.py against its own database on the same server; return its Markdown table."""
     db.sql("CREATE DATABASE IF NOT EXISTS bench_admin CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci")
     url = db.url("bench_admin")
-    result = subprocess.run([sys.executable, str(ADMIN_SCRIPT), "--database-url", url, "--orders", "1000000",
+    result = subprocess.run([sys.executable, "-m", "bench.admin_pages", "--database-url", url, "--orders", "1000000",
                              "--deliveries", "2000000", "--reuse"], cwd=ROOT, env={**ours_env, "DATABASE_URL": url},
                             check=True, stdout=subprocess.PIPE, text=True)
     return result.stdout

@@ -44,7 +44,7 @@ def webhook_url():
 def stopped_private_mariadb(tmp_path_factory):
     """A private mariadbd (its own data dir and port), installed, started once and stopped: what the
     service sees when its database is down. A test that starts it must stop it again."""
-    from tests.mariadb_server import PrivateMariaDB
+    from devtools.mariadb import PrivateMariaDB
 
     server = PrivateMariaDB(tmp_path_factory.mktemp("private-mariadb"))
     server.start()

@@ -22,7 +22,7 @@ from urllib.parse import urlencode
 
 from aiosmtpd.controller import Controller
 
-from tests.mariadb_server import free_port, stop_process
+from devtools.mariadb import free_port, stop_process
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 logging.getLogger("mail.log").setLevel(logging.WARNING)  # aiosmtpd logs every SMTP command

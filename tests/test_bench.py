@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
+from devtools.mariadb import available
 from tests.conftest import REQUIRE_MARIADB
-from tests.mariadb_server import available
 
 pytestmark = [pytest.mark.mariadb, pytest.mark.private_mariadb]
 
@@ -35,7 +35,7 @@ def tools():
 def test_make_bench_stores_every_acknowledged_postback_and_reports_it(tmp_path):
     report = tmp_path / "report.md"
     run = subprocess.run(
-        [sys.executable, "bench/run.py", "--admin", "0", "--duration", "2", "--rounds", "1", "--warmup", "1",
+        [sys.executable, "-m", "bench.run", "--admin", "0", "--duration", "2", "--rounds", "1", "--warmup", "1",
          "--connections", "4", "--workdir", str(tmp_path / "work"), "--report", str(report)],
         cwd=ROOT, capture_output=True, text=True, timeout=600,
     )
@@ -55,7 +55,7 @@ def test_make_bench_stores_every_acknowledged_postback_and_reports_it(tmp_path):
 
 def test_cpu_per_postback_measures_only_created_postbacks(tmp_path):
     run = subprocess.run(
-        [sys.executable, "bench/cpu_per_postback.py", "--postbacks", "200", "--batches", "2", "--warmup", "10",
+        [sys.executable, "-m", "bench.cpu_per_postback", "--postbacks", "200", "--batches", "2", "--warmup", "10",
          "--workdir", str(tmp_path / "work")],
         cwd=ROOT, capture_output=True, text=True, timeout=300,
     )

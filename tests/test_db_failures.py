@@ -18,6 +18,7 @@ from itertools import count as counter
 import MySQLdb
 import pytest
 
+from devtools.mariadb import PrivateMariaDB, available, free_port
 from tests.live_service import (
     TOKEN,
     Service,
@@ -29,7 +30,6 @@ from tests.live_service import (
     service_with_mailbox,
     stored_orders,
 )
-from tests.mariadb_server import PrivateMariaDB, available, free_port
 
 pytestmark = [pytest.mark.mariadb, pytest.mark.private_mariadb]
 
