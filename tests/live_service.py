@@ -5,6 +5,7 @@
 a real SMTP server on loopback (`SmtpSink`, aiosmtpd) or a server that never answers (`SilentSmtp`).
 """
 
+import http.client
 import logging
 import os
 import socket
@@ -126,10 +127,27 @@ def migrate(env: dict) -> None:
 
 @dataclass
 class Reply:
-    status: int  # 0: no HTTP answer at all (connection refused or reset)
+    status: int  # 0: no valid HTTP answer (connection refused or reset, a garbled or cut-short reply)
     seconds: float
     body: bytes = b""
     headers: dict | None = None
+    error: str = ""  # what went wrong, when status is 0
+
+
+def http_get(url: str, timeout: float = 30, headers: dict | None = None) -> Reply:
+    """GET `url`; every outcome is a Reply, so that a sender counting replies never loses one to an
+    exception: a status line that is not HTTP (BadStatusLine) or a body cut short (IncompleteRead)
+    is an http.client.HTTPException, not an OSError."""
+    started = time.monotonic()
+    try:
+        try:
+            response = urllib.request.urlopen(urllib.request.Request(url, headers=headers or {}), timeout=timeout)
+        except urllib.error.HTTPError as error:
+            response = error  # a 4xx or 5xx answer is a reply like any other; its body too may be cut short
+        with response:
+            return Reply(response.status, time.monotonic() - started, response.read(), dict(response.headers))
+    except (OSError, http.client.HTTPException) as error:
+        return Reply(0, time.monotonic() - started, error=repr(error))
 
 
 class Service:
@@ -165,15 +183,7 @@ class Service:
         return self.log_path.read_text(errors="replace")
 
     def get(self, path: str, timeout: float = 30, headers: dict | None = None) -> Reply:
-        started = time.monotonic()
-        request = urllib.request.Request(f"http://127.0.0.1:{self.port}{path}", headers=headers or {})
-        try:
-            with urllib.request.urlopen(request, timeout=timeout) as response:
-                return Reply(response.status, time.monotonic() - started, response.read(), dict(response.headers))
-        except urllib.error.HTTPError as error:
-            return Reply(error.code, time.monotonic() - started, error.read(), dict(error.headers))
-        except OSError:
-            return Reply(0, time.monotonic() - started)
+        return http_get(f"http://127.0.0.1:{self.port}{path}", timeout, headers)
 
     def postback(self, uniq_id: str, **params: str) -> Reply:
         query = urlencode({"click_id": "7", "order_number": f"N-{uniq_id}", "uniq_id": uniq_id,
