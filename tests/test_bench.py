@@ -13,10 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from devtools.mariadb import available
 from tests.conftest import REQUIRE_MARIADB
 
-pytestmark = [pytest.mark.mariadb, pytest.mark.private_mariadb]
+pytestmark = pytest.mark.private_mariadb
 
 ROOT = Path(__file__).resolve().parent.parent
 RECEIVERS = ("baseline", "baseline-threadpool", "epnhook")
@@ -24,8 +23,6 @@ RECEIVERS = ("baseline", "baseline-threadpool", "epnhook")
 
 @pytest.fixture(autouse=True)
 def tools():
-    if not available():
-        pytest.fail("mariadbd and mariadb-install-db are needed (apt-get install mariadb-server)")
     if not shutil.which("wrk"):
         if REQUIRE_MARIADB:
             pytest.fail("wrk is needed (apt-get install wrk; .ci/run installs it)")
