@@ -182,6 +182,33 @@ class Service:
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
 
+    def worker_pids(self) -> set[int]:
+        """The gunicorn workers alive now: the arbiter's children."""
+        children = Path(f"/proc/{self.process.pid}/task/{self.process.pid}/children").read_text()
+        return set(map(int, children.split()))
+
+    def busy_workers(self) -> set[int]:
+        """The workers holding a client connection to the service right now (read from /proc)."""
+        # /proc/net/tcp: "sl local_address rem_address st ... inode"; 0A is LISTEN, the arbiter's socket.
+        local = f":{self.port:04X}"
+        inodes = {fields[9] for fields in map(str.split, Path("/proc/net/tcp").read_text().splitlines()[1:])
+                  if fields[1].endswith(local) and fields[3] != "0A"}
+        busy = set()
+        for pid in self.worker_pids():
+            try:
+                descriptors = os.listdir(f"/proc/{pid}/fd")
+            except FileNotFoundError:  # the worker exited meanwhile
+                continue
+            for descriptor in descriptors:
+                try:
+                    target = os.readlink(f"/proc/{pid}/fd/{descriptor}")
+                except FileNotFoundError:  # closed meanwhile
+                    continue
+                if target.startswith("socket:[") and target[8:-1] in inodes:
+                    busy.add(pid)
+                    break
+        return busy
+
     def get(self, path: str, timeout: float = 30, headers: dict | None = None) -> Reply:
         return http_get(f"http://127.0.0.1:{self.port}{path}", timeout, headers)
 
