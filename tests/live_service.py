@@ -153,11 +153,13 @@ def http_get(url: str, timeout: float = 30, headers: dict | None = None) -> Repl
 class Service:
     """gunicorn with the project's gunicorn.conf.py; its whole output is kept in `log_path`."""
 
-    def __init__(self, env: dict, var_dir: Path, workers: int = 2):
+    def __init__(self, env: dict, var_dir: Path, workers: int = 2, threads: int = 4):
         self.port = free_port()
         self.var_dir = var_dir
         self.spool_dir = Path(env["SPOOL_DIR"])
-        self.env = {**env, "GUNICORN_BIND": f"127.0.0.1:{self.port}", "WEB_CONCURRENCY": str(workers)}
+        self.workers, self.threads = workers, threads
+        self.env = {**env, "GUNICORN_BIND": f"127.0.0.1:{self.port}", "WEB_CONCURRENCY": str(workers),
+                    "GUNICORN_THREADS": str(threads)}
         self.log_path = var_dir / "gunicorn.log"
         self.process: subprocess.Popen | None = None
 
@@ -252,3 +254,14 @@ def stored_orders(database, prefix: str) -> list[str]:
 
 def count(database, statement: str) -> int:
     return int(database.sql(statement).strip())
+
+
+def service_connections(database) -> set[int]:
+    """Ids of the server's connections to the `epnhook` database: the service's (a test's own queries
+    through `database.sql` name no database)."""
+    return set(map(int, database.sql("SELECT ID FROM information_schema.PROCESSLIST WHERE DB = 'epnhook'").split()))
+
+
+def connections_opened(database) -> int:
+    """The server's count of connection attempts since it started, this query's own included."""
+    return int(database.sql("SHOW GLOBAL STATUS LIKE 'Connections'").split()[1])

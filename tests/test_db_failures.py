@@ -5,6 +5,7 @@ a private mariadbd that it kills (SIGKILL), freezes, locks or reconfigures; the 
 real SMTP server on loopback. The numbers that docs/DATABASE_ERROR_SCENARIOS.md quotes are printed (run with -s).
 """
 
+import json
 import os
 import random
 import shutil
@@ -24,9 +25,11 @@ from tests.live_service import (
     Service,
     SilentSmtp,
     SmtpSink,
+    connections_opened,
     count,
     migrate,
     production_env,
+    service_connections,
     service_with_mailbox,
     stored_orders,
 )
@@ -311,6 +314,54 @@ def test_unhandled_error_does_not_wait_for_a_hung_mail_server(up, narrow_column,
         time.sleep(MAIL_GRACE)
         assert silent.connections, "the error email was attempted"
         assert_no_token_anywhere(service)
+
+
+def connect_every_thread(service: Service, database: PrivateMariaDB) -> set[int]:
+    """Have every request thread of every worker open its persistent connection; return their ids.
+
+    Bursts of concurrent /health probes, twice as many as there are threads, go out until the server
+    counts one connection per thread: no worker can take a whole burst (a worker with
+    gunicorn.conf.py's worker_connections, three per thread, accepts no more), and each runs what it
+    took on all its threads at once."""
+    slots, burst = service.workers * service.threads, 2 * service.workers * service.threads
+
+    def probe(barrier: threading.Barrier):
+        barrier.wait()
+        service.get("/health")
+
+    for _ in range(20):
+        barrier = threading.Barrier(burst)
+        probes = [threading.Thread(target=probe, args=(barrier,)) for _ in range(burst)]
+        for thread in probes:
+            thread.start()
+        for thread in probes:
+            thread.join(30)
+        connections = service_connections(database)
+        if len(connections) == slots:
+            return connections
+    pytest.fail(f"{len(connections)} connections after 20 bursts, for {slots} threads")
+
+
+def test_postbacks_reuse_their_connections_and_survive_killed_ones(up, tmp_path):
+    """CONN_MAX_AGE under gunicorn: a postback opens no connection of its own, and a connection the
+    server dropped meanwhile (wait_timeout, a restart, KILL) costs no postback."""
+    with service_with_mailbox(up.url(), tmp_path) as (service, smtp):
+        pooled = connect_every_thread(service, up)
+        opened_before = connections_opened(up)
+        replies = send_once(service, [f"reuse-{n:03d}" for n in range(200)], concurrency=4)
+        opened = connections_opened(up) - opened_before - 1  # not counting the second status query's own
+        assert Counter(reply.status for reply in replies) == {200: 200}
+        assert opened == 0, f"200 postbacks opened {opened} connection(s)"
+        assert service_connections(up) == pooled
+
+        up.sql("; ".join(f"KILL CONNECTION {connection}" for connection in pooled))
+        replies = send_once(service, [f"reuse-killed-{n:02d}" for n in range(50)], concurrency=4)
+        assert Counter((reply.status, json.loads(reply.body)["status"]) for reply in replies) == {(200, "created"): 50}
+        assert service_connections(up).isdisjoint(pooled), "every thread met its killed connection"
+        assert len(stored_orders(up, "reuse-")) == 250 and service.spool_backlog() == 0
+        time.sleep(1)
+        assert smtp.messages == [], "no postback was spooled, so no alert"
+        print(f"\n[connection reuse] 250 postbacks on {len(pooled)} pooled connections, 0 opened per postback")
 
 
 def test_frozen_server_answers_503_within_the_bound(up, tmp_path):
