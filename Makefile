@@ -52,7 +52,7 @@ messages: $(VENV)/.dev
 ADMIN ?= 1
 .PHONY: bench
 bench: $(VENV)/.bench
-	$(PY) bench/run.py --admin $(ADMIN) $(BENCH_ARGS)
+	$(PY) -m bench.run --admin $(ADMIN) $(BENCH_ARGS)
 
 $(VENV)/.bench: bench/requirements.txt $(VENV)/.runtime
 	@command -v wrk >/dev/null || { \

@@ -1,6 +1,6 @@
 """Admin speed at scale: load a million orders and two million deliveries, then time the pages staff use.
 
-    python bench/admin_pages.py --database-url mysql://root@127.0.0.1:3306/epnhook_bench \
+    python -m bench.admin_pages --database-url mysql://root@127.0.0.1:3306/epnhook_bench \
         --orders 1000000 --deliveries 2000000 [--reuse] [--repeat 15]
 
 The data goes into the database named in --database-url, which the script creates and migrates; it must
@@ -24,10 +24,7 @@ import time
 import warnings
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from pathlib import Path
 from urllib.parse import urlencode, urlsplit
-
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 TARGET_MS = 300
 BATCH = 5000

@@ -12,7 +12,7 @@ against a private MariaDB with durable commits, and reports
 
 Every answer must be a 200 "created": a faster error is not a result.
 
-    .venv/bin/python bench/cpu_per_postback.py [--postbacks 4000] [--batches 8]
+    .venv/bin/python -m bench.cpu_per_postback [--postbacks 4000] [--batches 8]
 """
 
 import argparse
@@ -25,11 +25,10 @@ import sys
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+from bench.run import cpu_seconds, service_environment
+from devtools.mariadb import PrivateMariaDB
 
-from bench.run import cpu_seconds, service_environment  # noqa: E402
-from tests.mariadb_server import PrivateMariaDB  # noqa: E402
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def parse_args():

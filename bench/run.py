@@ -8,11 +8,12 @@ What it does, in order:
    its database calls in a thread pool (a stronger variant, shown so the model need not be trusted);
 3. drives each with wrk and bench/postback.lua, a new unique postback per request, for a fixed time,
    rotating the receivers for several rounds so that load from elsewhere on the machine hits all alike;
-4. checks every acknowledged id against the database (lost = acknowledged but not stored) and writes a
+   each run's uniq_ids start with a tag of its own, so the ids it sent are known without the receiver;
+4. counts the rows carrying each run's ids in the database (lost = sent but not stored) and writes a
    Markdown report with requests/s, p50, p99, errors, rows, RSS, CPU use and the ratios to the baseline;
-5. runs bench/admin_pages.py (admin page timings) when present and appends its table.
+5. runs bench/admin_pages.py (admin page timings), unless --admin 0, and appends its table.
 
-Exit status 1 when any request failed or any acknowledged postback is missing: correctness is not noise.
+Exit status 1 when any request failed or any postback sent is missing: correctness is not noise.
 """
 
 import argparse
@@ -32,14 +33,12 @@ from pathlib import Path
 
 import pymysql
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+from devtools.mariadb import PrivateMariaDB, free_port, stop_process
 
-from tests.mariadb_server import PrivateMariaDB, free_port, stop_process  # noqa: E402
+ROOT = Path(__file__).resolve().parent.parent
 
 BIN = Path(sys.executable).parent
 LUA = ROOT / "bench" / "postback.lua"
-ADMIN_SCRIPT = ROOT / "bench" / "admin_pages.py"
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 PAGE_SIZE = os.sysconf("SC_PAGE_SIZE")
 
@@ -133,8 +132,11 @@ class Service:
 class LoadRun:
     receiver: str
     label: str
+    # The prefix of every uniq_id this run sends ("<tag>-<wrk thread>-<n>", bench/postback.lua).
+    tag: str
     seconds: float = 0.0
     requests: int = 0
+    sent: int = 0
     acknowledged: int = 0
     errors: int = 0
     p50_ms: float = 0.0
@@ -148,14 +150,13 @@ class LoadRun:
         return self.requests / self.seconds if self.seconds else 0.0
 
 
-def drive(service: Service, token: str, ack_key: str, label: str, seconds: float, args, db: PrivateMariaDB,
+def drive(service: Service, token: str, label: str, seconds: float, args, db: PrivateMariaDB,
           workdir: Path) -> LoadRun:
     """Run wrk against `service` for `seconds`; sample RSS while it runs; return the measured figures."""
-    ack_file = workdir / f"acks-{service.name}--{label}.txt"
-    run = LoadRun(service.name, label)
+    summary_file = workdir / f"wrk-{service.name}--{label}.txt"
+    run = LoadRun(service.name, label, tag=f"{label}-{secrets.token_hex(4)}")
     command = ["wrk", f"-t{args.wrk_threads}", f"-c{args.connections}", f"-d{seconds}s", "--timeout", "10s",
-               "-s", str(LUA), f"http://127.0.0.1:{service.port}/", "--", token, f"{label}-{secrets.token_hex(3)}",
-               ack_key]
+               "-s", str(LUA), f"http://127.0.0.1:{service.port}/", "--", token, run.tag]
     stop_sampling = threading.Event()
 
     def sample_rss():
@@ -165,8 +166,8 @@ def drive(service: Service, token: str, ack_key: str, label: str, seconds: float
     sampler = threading.Thread(target=sample_rss, daemon=True)
     before = (cpu_seconds(service.process.pid), cpu_seconds(db.process.pid), machine_busy_seconds())
     sampler.start()
-    wrk = subprocess.Popen(command, env={**os.environ, "BENCH_ACK_FILE": str(ack_file)}, stdout=subprocess.PIPE,
-                           stderr=subprocess.STDOUT)
+    wrk = subprocess.Popen(command, env={**os.environ, "BENCH_SUMMARY_FILE": str(summary_file)},
+                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     _, status, usage = os.wait4(wrk.pid, 0)
     output = wrk.stdout.read().decode()
     stop_sampling.set()
@@ -174,12 +175,13 @@ def drive(service: Service, token: str, ack_key: str, label: str, seconds: float
     after = (cpu_seconds(service.process.pid), cpu_seconds(db.process.pid), machine_busy_seconds())
     if os.waitstatus_to_exitcode(status) != 0:
         raise RuntimeError(f"wrk failed:\n{output}")
-    summary = dict(line.split(" ", 1) for line in Path(f"{ack_file}.summary").read_text().splitlines())
+    summary = dict(line.split(" ", 1) for line in summary_file.read_text().splitlines())
     run.seconds = int(summary["duration_us"]) / 1e6
     run.requests = int(summary["requests"])
-    run.acknowledged = sum(1 for _ in ack_file.open())
+    run.sent = int(summary["sent"])
+    run.acknowledged = int(summary["acknowledged"])
     socket_errors = sum(int(summary[f"errors_{kind}"]) for kind in ("connect", "read", "write", "timeout"))
-    # Every completed request that did not come back 2xx with a stored id is an error, as is every socket error.
+    # Every completed request that did not come back 2xx is an error, as is every socket error.
     run.errors = socket_errors + run.requests - run.acknowledged
     run.p50_ms = int(summary["latency_p50_us"]) / 1000
     run.p99_ms = int(summary["latency_p99_us"]) / 1000
@@ -194,34 +196,48 @@ def drive(service: Service, token: str, ack_key: str, label: str, seconds: float
 
 # --- checking what was stored ---------------------------------------------------------------------
 
-def verify(db: PrivateMariaDB, database: str, table: str, receiver: str, workdir: Path,
-           child_table: str | None = None) -> dict:
-    """Compare every acknowledged id (all runs of `receiver`, warm-ups included) with the rows stored."""
-    acked = set()
-    for path in workdir.glob(f"acks-{receiver}--*.txt"):
-        acked.update(int(line) for line in path.read_text().split())
+def verify(db: PrivateMariaDB, database: str, runs: list[LoadRun], ours: bool, settle: float = 10) -> dict:
+    """Count the rows carrying the uniq_ids that `runs` (one receiver's, warm-ups included) sent.
+
+    The ids are the runs' own (tag, wrk thread, counter), never the ones the receiver answers with, so a
+    receiver that acknowledges without storing, or answers with the id of another row, shows as lost.
+    Lost is sent minus stored: a postback still in flight when wrk stopped counts too, since wrk writes
+    each request whole before it waits for the answer, so the receiver has it and must store it; the
+    count is repeated for up to `settle` seconds, while those are still being stored.
+    """
+    deadline = time.monotonic() + settle
+    while True:
+        result = count_stored(db, database, runs, ours)
+        if result["lost"] <= 0 or time.monotonic() > deadline:
+            return result
+        time.sleep(0.5)
+
+
+def count_stored(db: PrivateMariaDB, database: str, runs: list[LoadRun], ours: bool) -> dict:
+    result = {"sent": sum(run.sent for run in runs), "acknowledged": sum(run.acknowledged for run in runs),
+              "stored": 0}
+    if ours:
+        result["deliveries"] = result["with_delivery"] = 0
     connection = pymysql.connect(host="127.0.0.1", port=db.port, user="root", database=database)
     try:
         with connection.cursor() as cursor:
-            cursor.execute("CREATE TEMPORARY TABLE acked (id BIGINT PRIMARY KEY)")
-            ids = sorted(acked)
-            for start in range(0, len(ids), 5000):
-                cursor.executemany("INSERT INTO acked VALUES (%s)", [(i,) for i in ids[start:start + 5000]])
-            cursor.execute(f"SELECT COUNT(*) FROM {table}")
-            stored = cursor.fetchone()[0]
-            cursor.execute(f"SELECT COUNT(*) FROM acked JOIN {table} t ON t.id = acked.id")
-            found = cursor.fetchone()[0]
-            result = {"acknowledged": len(acked), "stored": stored, "lost": len(acked) - found,
-                      "stored_unacknowledged": stored - found}
-            if child_table:
-                # Our service stores the raw delivery with the order, in the same transaction.
-                cursor.execute(f"SELECT COUNT(*) FROM {child_table}")
-                result["deliveries"] = cursor.fetchone()[0]
-                cursor.execute(f"SELECT COUNT(DISTINCT d.order_id) FROM acked JOIN {child_table} d"
-                               " ON d.order_id = acked.id")
-                result["lost"] = max(result["lost"], len(acked) - cursor.fetchone()[0])
+            for run in runs:
+                pattern = f"{run.tag}-%"
+                if ours:
+                    # Our service stores the raw delivery with the order, in the same transaction.
+                    cursor.execute("SELECT COUNT(DISTINCT o.id), COUNT(d.id), COUNT(DISTINCT d.order_id)"
+                                   " FROM orders_order o LEFT JOIN orders_delivery d ON d.order_id = o.id"
+                                   " WHERE o.uniq_id LIKE %s", [pattern])
+                    stored, deliveries, with_delivery = cursor.fetchone()
+                    result["deliveries"] += deliveries
+                    result["with_delivery"] += with_delivery
+                else:
+                    cursor.execute("SELECT COUNT(*) FROM webhook_events WHERE uniq_id LIKE %s", [pattern])
+                    (stored,) = cursor.fetchone()
+                result["stored"] += stored
     finally:
         connection.close()
+    result["lost"] = result["sent"] - result.get("with_delivery", result["stored"])
     return result
 
 
@@ -262,15 +278,16 @@ def report(args, runs: list[LoadRun], checks: dict, idle_rss: dict, db: PrivateM
                      f"{run.cpu['wrk']:.2f} | {run.cpu['other']:.2f} | {1000 * run.cpu['server'] / run.rps:.2f} |")
     lines += ["", "CPU columns are cores busy on average during the run; 'other' is everything else on the machine "
               "(the noise). CPU per request is the figure least disturbed by that noise.", "",
-              "| receiver | req/s | p50 ms | p99 ms | errors | acknowledged | stored | lost | RSS idle "
+              "| receiver | req/s | p50 ms | p99 ms | errors | sent | acknowledged | stored | lost | RSS idle "
               "| RSS under load |",
-              "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+              "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for name in RECEIVERS:
         check, own = checks[name], by_receiver[name]
         stored = f"{check['stored']}" + (f" orders + {check['deliveries']} deliveries" if "deliveries" in check else "")
         lines.append(f"| {name} | {statistics.median(r.rps for r in own):.0f} | "
                      f"{statistics.median(r.p50_ms for r in own):.1f} | {statistics.median(r.p99_ms for r in own):.1f} "
-                     f"| {sum(r.errors for r in own)} | {check['acknowledged']} | {stored} | {check['lost']} | "
+                     f"| {sum(r.errors for r in own)} | {check['sent']} | {check['acknowledged']} | {stored} "
+                     f"| {check['lost']} | "
                      f"{mib(idle_rss[name])} | {mib(max(r.rss_peak for r in own))} |")
     ratios = {}
     for base in RECEIVERS[:2]:
@@ -279,16 +296,18 @@ def report(args, runs: list[LoadRun], checks: dict, idle_rss: dict, db: PrivateM
                         statistics.median(ours.p50_ms / other.p50_ms for other, ours in pairs),
                         statistics.median(ours.p99_ms / other.p99_ms for other, ours in pairs)]
         lines.append(f"| **epnhook / {base}** | **{ratios[base][0]:.2f}x** | **{ratios[base][1]:.2f}x** | "
-                     f"**{ratios[base][2]:.2f}x** | | | | | | |")
+                     f"**{ratios[base][2]:.2f}x** | | | | | | | |")
     errors = sum(r.errors for r in by_receiver["epnhook"])
     lost = checks["epnhook"]["lost"]
     rps_ratio, _, p99_ratio = ratios["baseline"]
     targets = [("throughput >= 1.5x baseline", rps_ratio >= 1.5), ("p99 <= 0.5x baseline", p99_ratio <= 0.5),
                ("zero errors", errors == 0), ("zero lost", lost == 0)]
     lines += ["", "Figures per receiver are medians over the rounds; ratios are medians of the per-round ratios "
-              "(each round runs every receiver back to back). Acknowledged, stored and lost count every request of "
-              "the run, warm-ups included; 'stored' may exceed 'acknowledged' by the requests still in flight when "
-              "wrk stopped. 'baseline' models the original (database calls on the event loop); "
+              "(each round runs every receiver back to back). Sent, acknowledged (2xx), stored and lost count every "
+              "postback of the runs, warm-ups included. Stored counts the rows carrying the uniq_ids each run sent, "
+              "never the ids a receiver answers with; lost is sent minus stored, the postbacks still in flight when "
+              "wrk stopped included (the receiver has them whole). 'baseline' models the original (database calls "
+              "on the event loop); "
               "'baseline-threadpool' is the same code with its database calls in a thread pool.", "",
               "Targets (against 'baseline'): " + "; ".join(f"{name}: {'met' if ok else 'NOT met'}"
                                                            for name, ok in targets), ""]
@@ -344,7 +363,7 @@ def main() -> int:
         port = free_port()
         plan = {"epnhook": (Service("epnhook", [str(BIN / "gunicorn"), "-c", "gunicorn.conf.py", "epnhook.wsgi"],
                                     {**ours_env, "GUNICORN_BIND": f"127.0.0.1:{port}"}, port, "/health",
-                                    runs_dir / "gunicorn.log"), token, "order_id")}
+                                    runs_dir / "gunicorn.log"), token)}
         for name, calls in (("baseline", "inline"), ("baseline-threadpool", "threadpool")):
             port, baseline_token = free_port(), secrets.token_urlsafe(32)
             env = {**os.environ, "BASELINE_DATABASE": db.url(f"bench_{name.replace('-', '_')}"),
@@ -352,31 +371,31 @@ def main() -> int:
             subprocess.run([sys.executable, "-m", "bench.baseline"], cwd=ROOT, env=env, check=True)
             command = [str(BIN / "uvicorn"), "bench.baseline:app", "--host", "127.0.0.1", "--port", str(port),
                        "--workers", "1"]
-            plan[name] = (Service(name, command, env, port, "/docs", runs_dir / f"{name}.log"), baseline_token, "id")
-        services = [service for service, _, _ in plan.values()]
+            plan[name] = (Service(name, command, env, port, "/docs", runs_dir / f"{name}.log"), baseline_token)
+        services = [service for service, _ in plan.values()]
         for service in services:
             service.start()
         time.sleep(2)
         idle_rss = {service.name: rss_bytes(service.process.pid) for service in services}
-        for service, service_token, key in plan.values():
-            drive(service, service_token, key, "warmup", args.warmup, args, db, runs_dir)
+        warmups = [drive(service, service_token, "warmup", args.warmup, args, db, runs_dir)
+                    for service, service_token in plan.values()]
         runs = []
         for round_number in range(1, args.rounds + 1):
             shift = (round_number - 1) % len(RECEIVERS)
             for name in RECEIVERS[shift:] + RECEIVERS[:shift]:
-                service, service_token, key = plan[name]
-                run = drive(service, service_token, key, str(round_number), args.duration, args, db, runs_dir)
+                service, service_token = plan[name]
+                run = drive(service, service_token, str(round_number), args.duration, args, db, runs_dir)
                 print(f"round {round_number} {name}: {run.rps:.0f} req/s, p50 {run.p50_ms:.1f} ms, "
                       f"p99 {run.p99_ms:.1f} ms, errors {run.errors}", flush=True)
                 runs.append(run)
-        time.sleep(1)  # let requests still in flight when wrk stopped finish before counting rows
-        checks = {"epnhook": verify(db, "bench_epnhook", "orders_order", "epnhook", runs_dir, "orders_delivery")}
-        for name in RECEIVERS[:2]:
-            checks[name] = verify(db, f"bench_{name.replace('-', '_')}", "webhook_events", name, runs_dir)
+        checks = {}
+        for name in RECEIVERS:
+            own = [run for run in warmups + runs if run.receiver == name]
+            checks[name] = verify(db, f"bench_{name.replace('-', '_')}", own, ours=name == "epnhook")
         text, correct = report(args, runs, checks, idle_rss, db)
         for service in services:
             service.stop()
-        if args.admin and ADMIN_SCRIPT.exists():
+        if args.admin:
             text += "\n" + admin_timings(db, ours_env)
         args.report.parent.mkdir(parents=True, exist_ok=True)
         args.report.write_text(text + "\n")
@@ -392,7 +411,7 @@ def admin_timings(db: PrivateMariaDB, ours_env: dict) -> str:
     """Run bench/admin_pages.py against its own database on the same server; return its Markdown table."""
     db.sql("CREATE DATABASE IF NOT EXISTS bench_admin CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci")
     url = db.url("bench_admin")
-    result = subprocess.run([sys.executable, str(ADMIN_SCRIPT), "--database-url", url, "--orders", "1000000",
+    result = subprocess.run([sys.executable, "-m", "bench.admin_pages", "--database-url", url, "--orders", "1000000",
                              "--deliveries", "2000000", "--reuse"], cwd=ROOT, env={**ours_env, "DATABASE_URL": url},
                             check=True, stdout=subprocess.PIPE, text=True)
     return result.stdout

@@ -8,17 +8,29 @@ REQUIRE_MARIADB = os.environ.get("REQUIRE_MARIADB") == "1"
 
 
 def pytest_collection_modifyitems(config, items):
-    """MariaDB-only tests skip loudly on another backend, unless REQUIRE_MARIADB=1 makes them fail."""
+    """MariaDB-only tests skip loudly when what they need is missing, unless REQUIRE_MARIADB=1 makes
+    that stop the run. `mariadb` tests need DATABASE_URL to point at MariaDB; `private_mariadb` tests
+    start their own mariadbd and need only its binaries, so they run on the SQLite default too."""
     from django.conf import settings
 
-    if settings.DATABASES["default"]["ENGINE"] == "django.db.backends.mysql":
-        return
-    if REQUIRE_MARIADB:
+    from devtools.mariadb import available
+
+    on_mariadb = settings.DATABASES["default"]["ENGINE"] == "django.db.backends.mysql"
+    if REQUIRE_MARIADB and not on_mariadb:
         pytest.exit("REQUIRE_MARIADB=1 but DATABASE_URL does not point at MariaDB", returncode=3)
-    reason = "needs MariaDB: run with DATABASE_URL=mysql://... (CI runs these with REQUIRE_MARIADB=1)"
-    for item in items:
-        if item.get_closest_marker("mariadb"):
+    private = [item for item in items if item.get_closest_marker("private_mariadb")]
+    if private and not available():
+        if REQUIRE_MARIADB:
+            pytest.exit("REQUIRE_MARIADB=1 but mariadbd is not installed (apt-get install mariadb-server)",
+                        returncode=3)
+        reason = "needs MariaDB: mariadbd and mariadb-install-db (apt-get install mariadb-server)"
+        for item in private:
             item.add_marker(pytest.mark.skip(reason=reason))
+    if not on_mariadb:
+        reason = "needs MariaDB: run with DATABASE_URL=mysql://... (CI runs these with REQUIRE_MARIADB=1)"
+        for item in items:
+            if item.get_closest_marker("mariadb"):
+                item.add_marker(pytest.mark.skip(reason=reason))
 
 
 REPORT_LINES = pytest.StashKey[list]()
@@ -44,7 +56,7 @@ def webhook_url():
 def stopped_private_mariadb(tmp_path_factory):
     """A private mariadbd (its own data dir and port), installed, started once and stopped: what the
     service sees when its database is down. A test that starts it must stop it again."""
-    from tests.mariadb_server import PrivateMariaDB
+    from devtools.mariadb import PrivateMariaDB
 
     server = PrivateMariaDB(tmp_path_factory.mktemp("private-mariadb"))
     server.start()

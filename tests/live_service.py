@@ -5,6 +5,7 @@
 a real SMTP server on loopback (`SmtpSink`, aiosmtpd) or a server that never answers (`SilentSmtp`).
 """
 
+import http.client
 import logging
 import os
 import socket
@@ -22,7 +23,7 @@ from urllib.parse import urlencode
 
 from aiosmtpd.controller import Controller
 
-from tests.mariadb_server import free_port, stop_process
+from devtools.mariadb import free_port, stop_process
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 logging.getLogger("mail.log").setLevel(logging.WARNING)  # aiosmtpd logs every SMTP command
@@ -126,20 +127,39 @@ def migrate(env: dict) -> None:
 
 @dataclass
 class Reply:
-    status: int  # 0: no HTTP answer at all (connection refused or reset)
+    status: int  # 0: no valid HTTP answer (connection refused or reset, a garbled or cut-short reply)
     seconds: float
     body: bytes = b""
     headers: dict | None = None
+    error: str = ""  # what went wrong, when status is 0
+
+
+def http_get(url: str, timeout: float = 30, headers: dict | None = None) -> Reply:
+    """GET `url`; every outcome is a Reply, so that a sender counting replies never loses one to an
+    exception: a status line that is not HTTP (BadStatusLine) or a body cut short (IncompleteRead)
+    is an http.client.HTTPException, not an OSError."""
+    started = time.monotonic()
+    try:
+        try:
+            response = urllib.request.urlopen(urllib.request.Request(url, headers=headers or {}), timeout=timeout)
+        except urllib.error.HTTPError as error:
+            response = error  # a 4xx or 5xx answer is a reply like any other; its body too may be cut short
+        with response:
+            return Reply(response.status, time.monotonic() - started, response.read(), dict(response.headers))
+    except (OSError, http.client.HTTPException) as error:
+        return Reply(0, time.monotonic() - started, error=repr(error))
 
 
 class Service:
     """gunicorn with the project's gunicorn.conf.py; its whole output is kept in `log_path`."""
 
-    def __init__(self, env: dict, var_dir: Path, workers: int = 2):
+    def __init__(self, env: dict, var_dir: Path, workers: int = 2, threads: int = 4):
         self.port = free_port()
         self.var_dir = var_dir
         self.spool_dir = Path(env["SPOOL_DIR"])
-        self.env = {**env, "GUNICORN_BIND": f"127.0.0.1:{self.port}", "WEB_CONCURRENCY": str(workers)}
+        self.workers, self.threads = workers, threads
+        self.env = {**env, "GUNICORN_BIND": f"127.0.0.1:{self.port}", "WEB_CONCURRENCY": str(workers),
+                    "GUNICORN_THREADS": str(threads)}
         self.log_path = var_dir / "gunicorn.log"
         self.process: subprocess.Popen | None = None
 
@@ -164,16 +184,35 @@ class Service:
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
 
+    def worker_pids(self) -> set[int]:
+        """The gunicorn workers alive now: the arbiter's children."""
+        children = Path(f"/proc/{self.process.pid}/task/{self.process.pid}/children").read_text()
+        return set(map(int, children.split()))
+
+    def busy_workers(self) -> set[int]:
+        """The workers holding a client connection to the service right now (read from /proc)."""
+        # /proc/net/tcp: "sl local_address rem_address st ... inode"; 0A is LISTEN, the arbiter's socket.
+        local = f":{self.port:04X}"
+        inodes = {fields[9] for fields in map(str.split, Path("/proc/net/tcp").read_text().splitlines()[1:])
+                  if fields[1].endswith(local) and fields[3] != "0A"}
+        busy = set()
+        for pid in self.worker_pids():
+            try:
+                descriptors = os.listdir(f"/proc/{pid}/fd")
+            except FileNotFoundError:  # the worker exited meanwhile
+                continue
+            for descriptor in descriptors:
+                try:
+                    target = os.readlink(f"/proc/{pid}/fd/{descriptor}")
+                except FileNotFoundError:  # closed meanwhile
+                    continue
+                if target.startswith("socket:[") and target[8:-1] in inodes:
+                    busy.add(pid)
+                    break
+        return busy
+
     def get(self, path: str, timeout: float = 30, headers: dict | None = None) -> Reply:
-        started = time.monotonic()
-        request = urllib.request.Request(f"http://127.0.0.1:{self.port}{path}", headers=headers or {})
-        try:
-            with urllib.request.urlopen(request, timeout=timeout) as response:
-                return Reply(response.status, time.monotonic() - started, response.read(), dict(response.headers))
-        except urllib.error.HTTPError as error:
-            return Reply(error.code, time.monotonic() - started, error.read(), dict(error.headers))
-        except OSError:
-            return Reply(0, time.monotonic() - started)
+        return http_get(f"http://127.0.0.1:{self.port}{path}", timeout, headers)
 
     def postback(self, uniq_id: str, **params: str) -> Reply:
         query = urlencode({"click_id": "7", "order_number": f"N-{uniq_id}", "uniq_id": uniq_id,
@@ -215,3 +254,14 @@ def stored_orders(database, prefix: str) -> list[str]:
 
 def count(database, statement: str) -> int:
     return int(database.sql(statement).strip())
+
+
+def service_connections(database) -> set[int]:
+    """Ids of the server's connections to the `epnhook` database: the service's (a test's own queries
+    through `database.sql` name no database)."""
+    return set(map(int, database.sql("SELECT ID FROM information_schema.PROCESSLIST WHERE DB = 'epnhook'").split()))
+
+
+def connections_opened(database) -> int:
+    """The server's count of connection attempts since it started, this query's own included."""
+    return int(database.sql("SHOW GLOBAL STATUS LIKE 'Connections'").split()[1])

@@ -17,13 +17,13 @@ from django.db.migrations.loader import MigrationLoader
 from django.db.migrations.recorder import MigrationRecorder
 from django.utils import timezone
 
+from devtools.mariadb import free_port
 from orders import spool
 from orders.ingest import ingest
 from orders.models import Delivery, Order
 from orders.rawrequest import RawRequest
 from tests.factories import raw_get
 from tests.manage_process import BASE_DIR, manage, start_manage
-from tests.mariadb_server import free_port
 from tests.settings import TEST_TOKEN
 
 pytestmark = pytest.mark.django_db

@@ -23,8 +23,8 @@ from aiosmtpd.smtp import AuthResult
 from django.conf import settings
 from django.db import connection
 
+from devtools.mariadb import PrivateMariaDB, free_port
 from orders import setup_wizard as wizard
-from tests.mariadb_server import PrivateMariaDB, free_port
 
 BASE_DIR = Path(settings.BASE_DIR)
 SMTP_USER, SMTP_PASSWORD = "alerts", "smtp-pass-Zq8!secret"

@@ -20,8 +20,8 @@ from django.conf import settings
 from django.core.management import call_command
 from django.test import Client
 
+from devtools.mariadb import free_port, stop_process
 from orders import setup_wizard as wizard
-from tests.mariadb_server import free_port, stop_process
 
 BASE_DIR = Path(settings.BASE_DIR)
 DOMAIN = "webhook.example.com"

@@ -119,29 +119,3 @@ def test_derived_key_makes_a_repeat_without_uniq_id_a_duplicate(client, webhook_
     again = client.get(webhook_url, postback(uniq_id=None, offer_id="42"))
     assert first.json()["status"] == "created" and again.json()["status"] == "duplicate"
     assert Order.objects.get().uniq_id_derived
-
-
-def test_postbacks_reuse_one_connection_and_a_killed_one_is_replaced(client, webhook_url, settings):
-    # Persistent connections (CONN_MAX_AGE) spare each postback a connect; a connection the server
-    # dropped meanwhile (wait_timeout, a restart) must be replaced, never cost a postback.
-    assert settings.DATABASES["default"]["CONN_MAX_AGE"] > 0 and settings.DATABASES["default"]["CONN_HEALTH_CHECKS"]
-
-    def server_connection_id() -> int:
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT CONNECTION_ID()")
-            return cursor.fetchone()[0]
-
-    assert client.get(webhook_url, postback(uniq_id="KEEP-1")).json()["status"] == "created"
-    first = server_connection_id()
-    assert client.get(webhook_url, postback(uniq_id="KEEP-2")).json()["status"] == "created"
-    assert server_connection_id() == first
-
-    killer = connections.create_connection("default")
-    try:
-        with killer.cursor() as cursor:
-            cursor.execute(f"KILL CONNECTION {first}")
-    finally:
-        killer.close()
-    assert client.get(webhook_url, postback(uniq_id="KEEP-3")).json()["status"] == "created"
-    assert server_connection_id() != first
-    assert Order.objects.filter(uniq_id__startswith="KEEP-").count() == 3

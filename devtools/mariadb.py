@@ -1,6 +1,7 @@
-"""A private MariaDB server for tests that kill and restart the database.
+"""A private MariaDB server, for tests that kill and restart the database and for `make bench`.
 
-Never the shared server on 3306: each PrivateMariaDB has its own data directory and a free port.
+Never a shared server: each PrivateMariaDB has its own data directory and a free port, and needs only
+the `mariadb-server` package's binaries (mariadbd, mariadb-install-db), not DATABASE_URL.
 """
 
 import os
