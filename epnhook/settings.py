@@ -171,6 +171,13 @@ MANAGERS = ADMINS
 # EMAIL_URL picks the transport: smtp://, smtp+tls://, smtp+ssl://, consolemail://, or
 # anymail://<esp> for any provider django-anymail supports (its key in ANYMAIL_API_KEY).
 EMAIL_URL = env.str("EMAIL_URL", default="consolemail://")
+# django-anymail reads a provider's credential from ANYMAIL["<PROVIDER>_<NAME>"]; NAME is API_KEY except
+# for these. ANYMAIL_CREDENTIAL is that key for the configured provider ("" without anymail://): the
+# health check and the setup wizard look the credential up under it.
+_ANYMAIL_CREDENTIAL_NAMES = {"postmark": "SERVER_TOKEN", "mailersend": "API_TOKEN", "mailtrap": "API_TOKEN",
+                             "scaleway": "SECRET_KEY"}
+ANYMAIL = {}
+ANYMAIL_CREDENTIAL = ""
 if EMAIL_URL.startswith("anymail://"):
     _esp = EMAIL_URL.removeprefix("anymail://").strip("/")
     if not _esp:
@@ -179,11 +186,9 @@ if EMAIL_URL.startswith("anymail://"):
     # A misspelt provider would otherwise surface only when the first alert fails to send.
     if importlib.util.find_spec(f"anymail.backends.{_esp}") is None:
         raise ImproperlyConfigured(f"EMAIL_URL names {_esp!r}, which is not a django-anymail provider.")
-    # django-anymail reads a provider's key as <PROVIDER>_API_KEY (a bare API_KEY is ignored); providers
-    # whose credential has another name (e.g. POSTMARK_SERVER_TOKEN) take it from ANYMAIL_SETTINGS.
-    ANYMAIL = {}
+    ANYMAIL_CREDENTIAL = f"{_esp.upper()}_{_ANYMAIL_CREDENTIAL_NAMES.get(_esp, 'API_KEY')}"
     if env.str("ANYMAIL_API_KEY", default=""):
-        ANYMAIL[f"{_esp.upper()}_API_KEY"] = env.str("ANYMAIL_API_KEY")
+        ANYMAIL[ANYMAIL_CREDENTIAL] = env.str("ANYMAIL_API_KEY")
     for _extra in env.list("ANYMAIL_SETTINGS", default=[]):
         _key, _sep, _value = _extra.partition("=")
         ANYMAIL[_key.strip().upper()] = _value.strip()

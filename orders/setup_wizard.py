@@ -86,8 +86,8 @@ class Answers:
         answers.admins = [f"{name} <{address}>" if name else address for name, address in settings.ADMINS]
         answers.read_email_url(settings.EMAIL_URL)
         if answers.mail == "anymail":
-            extra = {key: value for key, value in settings.ANYMAIL.items() if key != "API_KEY"}
-            answers.anymail_key = settings.ANYMAIL.get("API_KEY", "")
+            extra = {key: value for key, value in settings.ANYMAIL.items() if key != settings.ANYMAIL_CREDENTIAL}
+            answers.anymail_key = settings.ANYMAIL.get(settings.ANYMAIL_CREDENTIAL, "")
             answers.anymail_settings = [f"{key}={value}" for key, value in extra.items()]
         if not settings.DEFAULT_FROM_EMAIL.endswith("@localhost"):  # the default is no address to send from
             answers.from_email = settings.DEFAULT_FROM_EMAIL

@@ -295,6 +295,19 @@ def test_docker_mode_writes_the_compose_database_password(env_file):
     assert read_env(env_file) == values
 
 
+@pytest.mark.parametrize("provider", ["mailgun", "postmark"])
+def test_a_rerun_keeps_the_anymail_key(env_file, provider):
+    """The key is read back from the setting settings.py stores it in, so --force --no-input needs nothing new."""
+    first = run_manage(env_file, "setup", "--no-input", "--docker", "--domain", "webhook.example.com", "--admins",
+                       "ops@example.com", EMAIL_URL=f"anymail://{provider}", ANYMAIL_API_KEY="key-123-anymail")
+    assert first.returncode == 0, first.stderr
+    values = read_env(env_file)
+    assert (values["EMAIL_URL"], values["ANYMAIL_API_KEY"]) == (f"anymail://{provider}", "key-123-anymail")
+    again = run_manage(env_file, "setup", "--no-input", "--docker", "--force")
+    assert again.returncode == 0, again.stderr
+    assert read_env(env_file) == values
+
+
 def test_env_values_survive_the_round_trip_through_django_environ(tmp_path):
     answers = wizard.Answers(domain="webhook.example.com", db_user="ep nhook", db_password="p@ss:w/rd%#?",
                              admins=["Ops Team <ops@example.com>"], smtp_host="smtp.example.com",

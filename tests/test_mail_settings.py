@@ -87,3 +87,25 @@ def test_bad_anymail_url_fails_at_start(tmp_path, email_url):
     result = run_django(tmp_path, email_url, code="import django; django.setup()")
     assert result.returncode != 0
     assert "ImproperlyConfigured" in result.stderr and "EMAIL_URL" in result.stderr
+
+
+START_BACKEND = (
+    "import django; django.setup()\n"
+    "from django.core.mail import get_connection\n"
+    "get_connection()\n"
+)
+
+
+# Providers whose credential has another name than <PROVIDER>_API_KEY, and one that has that name; with
+# what else each one needs to start.
+@pytest.mark.parametrize(("provider", "anymail_settings"), [
+    ("mailgun", ""), ("postmark", ""), ("mailersend", ""), ("mailtrap", ""), ("scaleway", "SCALEWAY_PROJECT_ID=p1"),
+])
+def test_anymail_api_key_reaches_the_setting_the_provider_reads(tmp_path, provider, anymail_settings):
+    """The backend reads its credential when it is created: it starts with ANYMAIL_API_KEY, and without
+    it fails naming the setting it looked for, so the key went where the provider looks."""
+    extra = {"ANYMAIL_SETTINGS": anymail_settings}
+    started = run_django(tmp_path, f"anymail://{provider}", START_BACKEND, ANYMAIL_API_KEY="key-test", **extra)
+    assert started.returncode == 0, started.stderr
+    missing = run_django(tmp_path, f"anymail://{provider}", START_BACKEND, **extra)
+    assert "AnymailConfigurationError" in missing.stderr and f"{provider.upper()}_" in missing.stderr
