@@ -193,7 +193,18 @@ if EMAIL_URL.startswith("anymail://"):
         _key, _sep, _value = _extra.partition("=")
         ANYMAIL[_key.strip().upper()] = _value.strip()
 else:
-    globals().update(env.email_url_config(EMAIL_URL))
+    _mail = env.email_url_config(EMAIL_URL)
+    if _mail.get("OPTIONS"):
+        # django-environ would collect them into a setting nothing reads.
+        raise ImproperlyConfigured(f"EMAIL_URL: unknown option(s) {', '.join(_mail['OPTIONS'])}.")
+    EMAIL_BACKEND = _mail["EMAIL_BACKEND"]
+    EMAIL_HOST = _mail["EMAIL_HOST"] or ""
+    EMAIL_PORT = _mail["EMAIL_PORT"] or 25
+    EMAIL_HOST_USER = _mail["EMAIL_HOST_USER"] or ""
+    EMAIL_HOST_PASSWORD = _mail["EMAIL_HOST_PASSWORD"] or ""
+    EMAIL_USE_TLS = bool(_mail.get("EMAIL_USE_TLS"))
+    EMAIL_USE_SSL = bool(_mail.get("EMAIL_USE_SSL"))
+    EMAIL_FILE_PATH = _mail["EMAIL_FILE_PATH"]
 # A hung mail server must never hold a request beyond the ingest bound.
 EMAIL_TIMEOUT = env.int("EMAIL_TIMEOUT", default=3)
 DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="epnhook@localhost")
