@@ -8,7 +8,6 @@ file named by ENV_FILE (default: `.env` beside manage.py). Bad values fail at st
 import importlib.util
 import ipaddress
 import secrets
-import sys
 from pathlib import Path
 
 import environ
@@ -24,15 +23,16 @@ if ENV_FILE and Path(ENV_FILE).is_file():
 
 DEBUG = env.bool("DEBUG", default=False)
 
-# `manage.py setup` writes the first .env, so it alone must start before any SECRET_KEY exists. It gets
-# a throwaway key that lives as long as the process; every other command still fails loudly.
-SETUP_COMMAND = Path(sys.argv[0]).name == "manage.py" and sys.argv[1:2] == ["setup"]
+# `manage.py setup` writes the first .env, so it alone must start before any SECRET_KEY exists: manage.py
+# sets SETUP_WIZARD=1 for it. It gets a random key that lives as long as the process (and becomes the
+# new .env's key); every other process without a key still fails loudly.
+SETUP_WIZARD = env.bool("SETUP_WIZARD", default=False)
 
 SECRET_KEY = env.str("SECRET_KEY", default="")
 if not SECRET_KEY:
-    if not DEBUG and not SETUP_COMMAND:
+    if not DEBUG and not SETUP_WIZARD:
         raise ImproperlyConfigured("SECRET_KEY must be set when DEBUG is off (see .env.example).")
-    SECRET_KEY = secrets.token_urlsafe(50) if SETUP_COMMAND else "insecure-development-only-key"
+    SECRET_KEY = secrets.token_urlsafe(50) if SETUP_WIZARD else "insecure-development-only-key"
 
 # The public host name (written by manage.py setup; docker compose routes it through Traefik). It is
 # the default for ALLOWED_HOSTS and CSRF_TRUSTED_ORIGINS, so one line configures all three.

@@ -389,5 +389,6 @@ def run_manage(base_dir: Path, env_file: Path, *args: str, capture: bool = False
     Without `capture` the child shares this terminal, so createsuperuser can ask its own questions.
     """
     environment = {**os.environ, "ENV_FILE": str(env_file), "DJANGO_SETTINGS_MODULE": "epnhook.settings"}
+    environment.pop("SETUP_WIZARD", None)  # the child needs the key the new file holds
     return subprocess.run([sys.executable, str(base_dir / "manage.py"), *args], env=environment, cwd=base_dir,
                           capture_output=capture, text=True)
