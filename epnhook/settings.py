@@ -317,6 +317,16 @@ DELIVERY_RETENTION_DAYS = env.int("DELIVERY_RETENTION_DAYS", default=180)
 if DELIVERY_RETENTION_DAYS < 1:
     raise ImproperlyConfigured("DELIVERY_RETENTION_DAYS must be at least 1.")
 
+# --- Staff passwords ----------------------------------------------------------------------------
+# Django's standard policy, applied wherever a password is set through Django (createsuperuser,
+# changepassword, the admin's password forms).
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+
 # --- Admin login protection (django-axes) --------------------------------------------------------
 # Failed logins are counted per client address; after AXES_FAILURE_LIMIT the address is locked out
 # for AXES_COOLOFF_MINUTES. The address comes from our reverse proxy's header (orders.clientip, see
