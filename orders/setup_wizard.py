@@ -17,7 +17,6 @@ import importlib.util
 import os
 import re
 import secrets
-import shutil
 import subprocess
 import sys
 from dataclasses import dataclass, field
@@ -365,20 +364,28 @@ def write_env(path: Path, text: str, *, force: bool) -> Path | None:
             raise SetupError(f"{path} exists; refusing to overwrite it. Run again with --force to replace it "
                              "(the current file is kept as a backup, and its values are offered as defaults).")
         backup = path.with_name(f"{path.name}.bak-{datetime.now():%Y%m%d-%H%M%S}")
-        shutil.copyfile(path, backup)
-        backup.chmod(0o600)
+        try:
+            write_private(backup, path.read_bytes())
+        except FileExistsError:
+            raise SetupError(f"{backup} exists already; run again in a second.") from None
     temporary = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
-    descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     try:
-        with os.fdopen(descriptor, "w", encoding="utf-8") as stream:
-            stream.write(text)
-            stream.flush()
-            os.fsync(stream.fileno())
+        write_private(temporary, text.encode())
         os.replace(temporary, path)
     except BaseException:
         temporary.unlink(missing_ok=True)
         raise
     return backup
+
+
+def write_private(path: Path, data: bytes) -> None:
+    """Create `path` (it must not exist) readable by its owner only from the first moment, write `data`
+    and flush it to disk. A file created first and narrowed afterwards would be readable in between."""
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(descriptor, "wb") as stream:
+        stream.write(data)
+        stream.flush()
+        os.fsync(stream.fileno())
 
 
 # --- Steps that run with the new .env ----------------------------------------------------------------

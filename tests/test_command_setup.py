@@ -342,6 +342,23 @@ def test_write_env_refuses_then_replaces_with_a_backup(tmp_path):
     assert {stat.S_IMODE(p.stat().st_mode) for p in (path, backup)} == {0o600}
 
 
+def test_the_backup_is_created_private(tmp_path, monkeypatch):
+    """Born 0600, not copied and then narrowed: with a umask that hides nothing and every chmod disabled,
+    the backup of the secrets is still readable by its owner only."""
+    path = tmp_path / ".env"
+    wizard.write_env(path, "SECRET_KEY='1'\n", force=False)
+    for name in ("chmod", "fchmod", "lchmod"):
+        monkeypatch.setattr(os, name, lambda *args, **kwargs: pytest.fail("the mode is set after creation"),
+                            raising=False)
+    umask = os.umask(0)
+    try:
+        backup = wizard.write_env(path, "SECRET_KEY='2'\n", force=True)
+    finally:
+        os.umask(umask)
+    assert backup.read_text() == "SECRET_KEY='1'\n"
+    assert {stat.S_IMODE(p.stat().st_mode) for p in (path, backup)} == {0o600}
+
+
 def test_current_settings_become_the_defaults(settings):
     settings.DOMAIN = ""
     settings.ALLOWED_HOSTS = ["localhost", "hooks.example.net"]
