@@ -354,7 +354,7 @@ def _networks(values: list[str], variable: str) -> tuple:
         raise ImproperlyConfigured(f"{variable}: {error} (use CIDR ranges like 10.0.0.0/8 or 2001:db8::/32)") from None
 
 
-# Proxies (CIDR list, e.g. Traefik's network) whose X-Forwarded-For is believed, read from the right.
+# Proxies (CIDR list of their addresses, e.g. Traefik's) whose X-Forwarded-For is believed, read from the right.
 # Empty: the TCP peer (REMOTE_ADDR) is the client and X-Forwarded-For is ignored.
 TRUSTED_PROXIES = _networks(env.list("TRUSTED_PROXIES", default=[]), "TRUSTED_PROXIES")
 # Optional allowlist per partner: "epn_bz:192.0.2.0/24;198.51.100.7/32,other:2001:db8::/32". A partner

@@ -13,6 +13,7 @@ The command is thin; this module holds the steps so that tests call them directl
 """
 
 import getpass
+import hashlib
 import importlib.util
 import os
 import re
@@ -34,11 +35,14 @@ SMTP_SECURITY_PORTS = {"tls": 587, "ssl": 465, "none": 25}
 SMTP_SCHEMES = {"tls": "smtp+tls", "ssl": "smtp+ssl", "none": "smtp"}
 MAIL_CHOICES = ("smtp", "anymail", "console")
 # Variables the wizard writes; any other line of an existing .env is carried over unchanged.
-# ALLOWED_HOSTS and CSRF_TRUSTED_ORIGINS are derived from DOMAIN, so an old value is dropped.
+# ALLOWED_HOSTS and CSRF_TRUSTED_ORIGINS are derived from DOMAIN, so an old value is dropped. The wizard
+# also writes ROOT_PASSWORD_HASH_KEY, but only into a file that has none: an existing one is carried over.
 MANAGED_KEYS = frozenset({
     "DEBUG", "SECRET_KEY", "DOMAIN", "ALLOWED_HOSTS", "CSRF_TRUSTED_ORIGINS", "DATABASE_URL", "MARIADB_PASSWORD",
     "WEBHOOK_SECRET_TOKEN", "ADMINS", "EMAIL_URL", "ANYMAIL_API_KEY", "ANYMAIL_SETTINGS", "DEFAULT_FROM_EMAIL",
 })
+# docker compose gives it to the MariaDB container, once, when its volume is new.
+ROOT_PASSWORD_HASH_KEY = "MARIADB_ROOT_PASSWORD_HASH"
 _ENV_LINE = re.compile(r"\A(?:export )?([A-Za-z_0-9]+)=")
 _DOMAIN = re.compile(r"\A(?=.{1,253}\Z)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z][a-z0-9-]{0,61}[a-z0-9]\Z")
 _EMAIL = re.compile(r"\A[^@\s<>,]+@[^@\s<>,]+\.[^@\s<>,]+\Z")
@@ -327,6 +331,10 @@ def render_env(answers: Answers, *, docker: bool, kept_lines: list[str]) -> str:
     if docker:
         # Read by docker compose for the MariaDB container; the same password is inside DATABASE_URL.
         values["MARIADB_PASSWORD"] = answers.db_password
+        # root's password is random and known to nobody; the image takes its hash. The container keeps the
+        # one it was initialised with, so a hash carried over from the previous file stays.
+        if ROOT_PASSWORD_HASH_KEY not in {match.group(1) for line in kept_lines if (match := _ENV_LINE.match(line))}:
+            values[ROOT_PASSWORD_HASH_KEY] = mariadb_password_hash(secrets.token_urlsafe(32))
     lines = [f"# Written by manage.py setup on {datetime.now().astimezone():%Y-%m-%d %H:%M %Z}. It holds secrets:",
              "# keep it mode 600, out of version control and out of backups you do not trust.",
              "# Every variable is described in .env.example."]
@@ -334,6 +342,11 @@ def render_env(answers: Answers, *, docker: bool, kept_lines: list[str]) -> str:
     if kept_lines:
         lines += ["", "# Kept from the previous .env"] + kept_lines
     return "\n".join(lines) + "\n"
+
+
+def mariadb_password_hash(password: str) -> str:
+    """MariaDB's mysql_native_password hash of `password`, as SELECT PASSWORD(...) gives it."""
+    return "*" + hashlib.sha1(hashlib.sha1(password.encode()).digest()).hexdigest().upper()
 
 
 def _quote(key: str, value: str) -> str:

@@ -288,6 +288,9 @@ def test_docker_mode_writes_the_compose_database_password(env_file):
     password = values["MARIADB_PASSWORD"]
     assert len(password) >= 32
     assert values["DATABASE_URL"] == f"mysql://epnhook:{password}@db:3306/epnhook"
+    # root's password is nobody's: only its hash is written, and it is not the user's.
+    assert re.fullmatch(r"\*[0-9A-F]{40}", values["MARIADB_ROOT_PASSWORD_HASH"])
+    assert values["MARIADB_ROOT_PASSWORD_HASH"] != wizard.mariadb_password_hash(password)
     assert "docker compose -f docker/compose.yaml --env-file .env up -d" in result.stdout
     # The MariaDB container keeps the password it was initialised with: a re-run must keep it too.
     again = run_manage(env_file, "setup", "--no-input", "--docker", "--force")
@@ -306,6 +309,14 @@ def test_a_rerun_keeps_the_anymail_key(env_file, provider):
     again = run_manage(env_file, "setup", "--no-input", "--docker", "--force")
     assert again.returncode == 0, again.stderr
     assert read_env(env_file) == values
+
+
+@pytest.mark.mariadb
+@pytest.mark.django_db
+def test_the_root_password_hash_is_the_one_mariadb_computes():
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT PASSWORD(%s)", ["pässword with 'quotes' and 32+ characters"])
+        assert wizard.mariadb_password_hash("pässword with 'quotes' and 32+ characters") == cursor.fetchone()[0]
 
 
 def test_env_values_survive_the_round_trip_through_django_environ(tmp_path):
