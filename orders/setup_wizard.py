@@ -8,8 +8,9 @@ The command is thin; this module holds the steps so that tests call them directl
 - `check_database` connects to MariaDB, checks utf8mb4 and creates the database when allowed;
 - `render_env` / `write_env` produce the file: mode 600, written atomically, the previous one kept as a
   backup, and every line the wizard does not manage carried over;
-- `run_manage` runs migrate, createsuperuser, sendtestemail and check --deploy as child processes
-  that load the new file, exactly as the service will.
+- `run_manage` runs collectstatic, migrate, createsuperuser, sendtestemail and check --deploy as child
+  processes that load the new file, exactly as the service will;
+- `next_steps` says what serves the install: docker compose, or the systemd units in systemd/.
 """
 
 import getpass
@@ -18,6 +19,7 @@ import importlib.util
 import os
 import re
 import secrets
+import shlex
 import subprocess
 import sys
 from dataclasses import dataclass, field
@@ -402,6 +404,21 @@ def write_private(path: Path, data: bytes) -> None:
 
 
 # --- Steps that run with the new .env ----------------------------------------------------------------
+
+def next_steps(base_dir: Path, domain: str, *, docker: bool) -> str:
+    """What serves the install, for the way it was set up: docker compose, or the systemd units in systemd/
+    (README: "Deploy with docker compose", "Serve with systemd")."""
+    if docker:
+        compose = "docker compose -f docker/compose.yaml --env-file .env"
+        return f"Next:\n    {compose} up -d\n    {compose} exec web python manage.py createsuperuser\n"
+    checkout = shlex.quote(str(base_dir))
+    return (
+        "Next, serve it with systemd, as root (README: \"Serve with systemd\"):\n"
+        f"    cp {checkout}/systemd/epnhook* /etc/systemd/system/ && systemctl daemon-reload\n"
+        f"    systemctl enable --now \"epnhook@$(systemd-escape --path {checkout}).target\"\n"
+        f"and put a reverse proxy with TLS for https://{domain} in front of 127.0.0.1:8000.\n"
+    )
+
 
 def run_manage(base_dir: Path, env_file: Path, *args: str, capture: bool = False) -> subprocess.CompletedProcess:
     """Run `manage.py <args>` in a child process that reads `env_file`, as the service itself will.
