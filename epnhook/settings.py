@@ -8,7 +8,6 @@ file named by ENV_FILE (default: `.env` beside manage.py). Bad values fail at st
 import importlib.util
 import ipaddress
 import secrets
-import sys
 from pathlib import Path
 
 import environ
@@ -24,15 +23,16 @@ if ENV_FILE and Path(ENV_FILE).is_file():
 
 DEBUG = env.bool("DEBUG", default=False)
 
-# `manage.py setup` writes the first .env, so it alone must start before any SECRET_KEY exists. It gets
-# a throwaway key that lives as long as the process; every other command still fails loudly.
-SETUP_COMMAND = Path(sys.argv[0]).name == "manage.py" and sys.argv[1:2] == ["setup"]
+# `manage.py setup` writes the first .env, so it alone must start before any SECRET_KEY exists: manage.py
+# sets SETUP_WIZARD=1 for it. It gets a random key that lives as long as the process (and becomes the
+# new .env's key); every other process without a key still fails loudly.
+SETUP_WIZARD = env.bool("SETUP_WIZARD", default=False)
 
 SECRET_KEY = env.str("SECRET_KEY", default="")
 if not SECRET_KEY:
-    if not DEBUG and not SETUP_COMMAND:
+    if not DEBUG and not SETUP_WIZARD:
         raise ImproperlyConfigured("SECRET_KEY must be set when DEBUG is off (see .env.example).")
-    SECRET_KEY = secrets.token_urlsafe(50) if SETUP_COMMAND else "insecure-development-only-key"
+    SECRET_KEY = secrets.token_urlsafe(50) if SETUP_WIZARD else "insecure-development-only-key"
 
 # The public host name (written by manage.py setup; docker compose routes it through Traefik). It is
 # the default for ALLOWED_HOSTS and CSRF_TRUSTED_ORIGINS, so one line configures all three.
@@ -171,6 +171,13 @@ MANAGERS = ADMINS
 # EMAIL_URL picks the transport: smtp://, smtp+tls://, smtp+ssl://, consolemail://, or
 # anymail://<esp> for any provider django-anymail supports (its key in ANYMAIL_API_KEY).
 EMAIL_URL = env.str("EMAIL_URL", default="consolemail://")
+# django-anymail reads a provider's credential from ANYMAIL["<PROVIDER>_<NAME>"]; NAME is API_KEY except
+# for these. ANYMAIL_CREDENTIAL is that key for the configured provider ("" without anymail://): the
+# health check and the setup wizard look the credential up under it.
+_ANYMAIL_CREDENTIAL_NAMES = {"postmark": "SERVER_TOKEN", "mailersend": "API_TOKEN", "mailtrap": "API_TOKEN",
+                             "scaleway": "SECRET_KEY"}
+ANYMAIL = {}
+ANYMAIL_CREDENTIAL = ""
 if EMAIL_URL.startswith("anymail://"):
     _esp = EMAIL_URL.removeprefix("anymail://").strip("/")
     if not _esp:
@@ -179,16 +186,25 @@ if EMAIL_URL.startswith("anymail://"):
     # A misspelt provider would otherwise surface only when the first alert fails to send.
     if importlib.util.find_spec(f"anymail.backends.{_esp}") is None:
         raise ImproperlyConfigured(f"EMAIL_URL names {_esp!r}, which is not a django-anymail provider.")
-    # django-anymail reads a provider's key as <PROVIDER>_API_KEY (a bare API_KEY is ignored); providers
-    # whose credential has another name (e.g. POSTMARK_SERVER_TOKEN) take it from ANYMAIL_SETTINGS.
-    ANYMAIL = {}
+    ANYMAIL_CREDENTIAL = f"{_esp.upper()}_{_ANYMAIL_CREDENTIAL_NAMES.get(_esp, 'API_KEY')}"
     if env.str("ANYMAIL_API_KEY", default=""):
-        ANYMAIL[f"{_esp.upper()}_API_KEY"] = env.str("ANYMAIL_API_KEY")
+        ANYMAIL[ANYMAIL_CREDENTIAL] = env.str("ANYMAIL_API_KEY")
     for _extra in env.list("ANYMAIL_SETTINGS", default=[]):
         _key, _sep, _value = _extra.partition("=")
         ANYMAIL[_key.strip().upper()] = _value.strip()
 else:
-    globals().update(env.email_url_config(EMAIL_URL))
+    _mail = env.email_url_config(EMAIL_URL)
+    if _mail.get("OPTIONS"):
+        # django-environ would collect them into a setting nothing reads.
+        raise ImproperlyConfigured(f"EMAIL_URL: unknown option(s) {', '.join(_mail['OPTIONS'])}.")
+    EMAIL_BACKEND = _mail["EMAIL_BACKEND"]
+    EMAIL_HOST = _mail["EMAIL_HOST"] or ""
+    EMAIL_PORT = _mail["EMAIL_PORT"] or 25
+    EMAIL_HOST_USER = _mail["EMAIL_HOST_USER"] or ""
+    EMAIL_HOST_PASSWORD = _mail["EMAIL_HOST_PASSWORD"] or ""
+    EMAIL_USE_TLS = bool(_mail.get("EMAIL_USE_TLS"))
+    EMAIL_USE_SSL = bool(_mail.get("EMAIL_USE_SSL"))
+    EMAIL_FILE_PATH = _mail["EMAIL_FILE_PATH"]
 # A hung mail server must never hold a request beyond the ingest bound.
 EMAIL_TIMEOUT = env.int("EMAIL_TIMEOUT", default=3)
 DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="epnhook@localhost")
@@ -301,6 +317,16 @@ DELIVERY_RETENTION_DAYS = env.int("DELIVERY_RETENTION_DAYS", default=180)
 if DELIVERY_RETENTION_DAYS < 1:
     raise ImproperlyConfigured("DELIVERY_RETENTION_DAYS must be at least 1.")
 
+# --- Staff passwords ----------------------------------------------------------------------------
+# Django's standard policy, applied wherever a password is set through Django (createsuperuser,
+# changepassword, the admin's password forms).
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+
 # --- Admin login protection (django-axes) --------------------------------------------------------
 # Failed logins are counted per client address; after AXES_FAILURE_LIMIT the address is locked out
 # for AXES_COOLOFF_MINUTES. The address comes from our reverse proxy's header (orders.clientip, see
@@ -328,7 +354,7 @@ def _networks(values: list[str], variable: str) -> tuple:
         raise ImproperlyConfigured(f"{variable}: {error} (use CIDR ranges like 10.0.0.0/8 or 2001:db8::/32)") from None
 
 
-# Proxies (CIDR list, e.g. Traefik's network) whose X-Forwarded-For is believed, read from the right.
+# Proxies (CIDR list of their addresses, e.g. Traefik's) whose X-Forwarded-For is believed, read from the right.
 # Empty: the TCP peer (REMOTE_ADDR) is the client and X-Forwarded-For is ignored.
 TRUSTED_PROXIES = _networks(env.list("TRUSTED_PROXIES", default=[]), "TRUSTED_PROXIES")
 # Optional allowlist per partner: "epn_bz:192.0.2.0/24;198.51.100.7/32,other:2001:db8::/32". A partner

@@ -239,7 +239,7 @@ def check_mail() -> Check:
         problems.append(f"EMAIL_URL {UNDELIVERED_BACKENDS[backend]}; nobody receives them")
     elif backend == "django.core.mail.backends.smtp.EmailBackend" and not settings.EMAIL_HOST:
         problems.append("EMAIL_URL names no SMTP host")
-    elif backend.startswith("anymail.") and not getattr(settings, "ANYMAIL", {}).get("API_KEY"):
+    elif backend.startswith("anymail.") and not settings.ANYMAIL.get(settings.ANYMAIL_CREDENTIAL):
         problems.append("ANYMAIL_API_KEY is empty")
     data = {"backend": backend.rsplit(".", 2)[-2], "admins": len(settings.ADMINS)}
     if problems:

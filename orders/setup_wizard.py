@@ -8,16 +8,18 @@ The command is thin; this module holds the steps so that tests call them directl
 - `check_database` connects to MariaDB, checks utf8mb4 and creates the database when allowed;
 - `render_env` / `write_env` produce the file: mode 600, written atomically, the previous one kept as a
   backup, and every line the wizard does not manage carried over;
-- `run_manage` runs migrate, createsuperuser, sendtestemail and check --deploy as child processes
-  that load the new file, exactly as the service will.
+- `run_manage` runs collectstatic, migrate, createsuperuser, sendtestemail and check --deploy as child
+  processes that load the new file, exactly as the service will;
+- `next_steps` says what serves the install: docker compose, or the systemd units in systemd/.
 """
 
 import getpass
+import hashlib
 import importlib.util
 import os
 import re
 import secrets
-import shutil
+import shlex
 import subprocess
 import sys
 from dataclasses import dataclass, field
@@ -35,11 +37,14 @@ SMTP_SECURITY_PORTS = {"tls": 587, "ssl": 465, "none": 25}
 SMTP_SCHEMES = {"tls": "smtp+tls", "ssl": "smtp+ssl", "none": "smtp"}
 MAIL_CHOICES = ("smtp", "anymail", "console")
 # Variables the wizard writes; any other line of an existing .env is carried over unchanged.
-# ALLOWED_HOSTS and CSRF_TRUSTED_ORIGINS are derived from DOMAIN, so an old value is dropped.
+# ALLOWED_HOSTS and CSRF_TRUSTED_ORIGINS are derived from DOMAIN, so an old value is dropped. The wizard
+# also writes ROOT_PASSWORD_HASH_KEY, but only into a file that has none: an existing one is carried over.
 MANAGED_KEYS = frozenset({
     "DEBUG", "SECRET_KEY", "DOMAIN", "ALLOWED_HOSTS", "CSRF_TRUSTED_ORIGINS", "DATABASE_URL", "MARIADB_PASSWORD",
     "WEBHOOK_SECRET_TOKEN", "ADMINS", "EMAIL_URL", "ANYMAIL_API_KEY", "ANYMAIL_SETTINGS", "DEFAULT_FROM_EMAIL",
 })
+# docker compose gives it to the MariaDB container, once, when its volume is new.
+ROOT_PASSWORD_HASH_KEY = "MARIADB_ROOT_PASSWORD_HASH"
 _ENV_LINE = re.compile(r"\A(?:export )?([A-Za-z_0-9]+)=")
 _DOMAIN = re.compile(r"\A(?=.{1,253}\Z)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z][a-z0-9-]{0,61}[a-z0-9]\Z")
 _EMAIL = re.compile(r"\A[^@\s<>,]+@[^@\s<>,]+\.[^@\s<>,]+\Z")
@@ -86,8 +91,8 @@ class Answers:
         answers.admins = [f"{name} <{address}>" if name else address for name, address in settings.ADMINS]
         answers.read_email_url(settings.EMAIL_URL)
         if answers.mail == "anymail":
-            extra = {key: value for key, value in settings.ANYMAIL.items() if key != "API_KEY"}
-            answers.anymail_key = settings.ANYMAIL.get("API_KEY", "")
+            extra = {key: value for key, value in settings.ANYMAIL.items() if key != settings.ANYMAIL_CREDENTIAL}
+            answers.anymail_key = settings.ANYMAIL.get(settings.ANYMAIL_CREDENTIAL, "")
             answers.anymail_settings = [f"{key}={value}" for key, value in extra.items()]
         if not settings.DEFAULT_FROM_EMAIL.endswith("@localhost"):  # the default is no address to send from
             answers.from_email = settings.DEFAULT_FROM_EMAIL
@@ -328,6 +333,10 @@ def render_env(answers: Answers, *, docker: bool, kept_lines: list[str]) -> str:
     if docker:
         # Read by docker compose for the MariaDB container; the same password is inside DATABASE_URL.
         values["MARIADB_PASSWORD"] = answers.db_password
+        # root's password is random and known to nobody; the image takes its hash. The container keeps the
+        # one it was initialised with, so a hash carried over from the previous file stays.
+        if ROOT_PASSWORD_HASH_KEY not in {match.group(1) for line in kept_lines if (match := _ENV_LINE.match(line))}:
+            values[ROOT_PASSWORD_HASH_KEY] = mariadb_password_hash(secrets.token_urlsafe(32))
     lines = [f"# Written by manage.py setup on {datetime.now().astimezone():%Y-%m-%d %H:%M %Z}. It holds secrets:",
              "# keep it mode 600, out of version control and out of backups you do not trust.",
              "# Every variable is described in .env.example."]
@@ -335,6 +344,11 @@ def render_env(answers: Answers, *, docker: bool, kept_lines: list[str]) -> str:
     if kept_lines:
         lines += ["", "# Kept from the previous .env"] + kept_lines
     return "\n".join(lines) + "\n"
+
+
+def mariadb_password_hash(password: str) -> str:
+    """MariaDB's mysql_native_password hash of `password`, as SELECT PASSWORD(...) gives it."""
+    return "*" + hashlib.sha1(hashlib.sha1(password.encode()).digest()).hexdigest().upper()
 
 
 def _quote(key: str, value: str) -> str:
@@ -365,15 +379,13 @@ def write_env(path: Path, text: str, *, force: bool) -> Path | None:
             raise SetupError(f"{path} exists; refusing to overwrite it. Run again with --force to replace it "
                              "(the current file is kept as a backup, and its values are offered as defaults).")
         backup = path.with_name(f"{path.name}.bak-{datetime.now():%Y%m%d-%H%M%S}")
-        shutil.copyfile(path, backup)
-        backup.chmod(0o600)
+        try:
+            write_private(backup, path.read_bytes())
+        except FileExistsError:
+            raise SetupError(f"{backup} exists already; run again in a second.") from None
     temporary = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
-    descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     try:
-        with os.fdopen(descriptor, "w", encoding="utf-8") as stream:
-            stream.write(text)
-            stream.flush()
-            os.fsync(stream.fileno())
+        write_private(temporary, text.encode())
         os.replace(temporary, path)
     except BaseException:
         temporary.unlink(missing_ok=True)
@@ -381,7 +393,32 @@ def write_env(path: Path, text: str, *, force: bool) -> Path | None:
     return backup
 
 
+def write_private(path: Path, data: bytes) -> None:
+    """Create `path` (it must not exist) readable by its owner only from the first moment, write `data`
+    and flush it to disk. A file created first and narrowed afterwards would be readable in between."""
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(descriptor, "wb") as stream:
+        stream.write(data)
+        stream.flush()
+        os.fsync(stream.fileno())
+
+
 # --- Steps that run with the new .env ----------------------------------------------------------------
+
+def next_steps(base_dir: Path, domain: str, *, docker: bool) -> str:
+    """What serves the install, for the way it was set up: docker compose, or the systemd units in systemd/
+    (README: "Deploy with docker compose", "Serve with systemd")."""
+    if docker:
+        compose = "docker compose -f docker/compose.yaml --env-file .env"
+        return f"Next:\n    {compose} up -d\n    {compose} exec web python manage.py createsuperuser\n"
+    checkout = shlex.quote(str(base_dir))
+    return (
+        "Next, serve it with systemd, as root (README: \"Serve with systemd\"):\n"
+        f"    cp {checkout}/systemd/epnhook* /etc/systemd/system/ && systemctl daemon-reload\n"
+        f"    systemctl enable --now \"epnhook@$(systemd-escape --path {checkout}).target\"\n"
+        f"and put a reverse proxy with TLS for https://{domain} in front of 127.0.0.1:8000.\n"
+    )
+
 
 def run_manage(base_dir: Path, env_file: Path, *args: str, capture: bool = False) -> subprocess.CompletedProcess:
     """Run `manage.py <args>` in a child process that reads `env_file`, as the service itself will.
@@ -389,5 +426,6 @@ def run_manage(base_dir: Path, env_file: Path, *args: str, capture: bool = False
     Without `capture` the child shares this terminal, so createsuperuser can ask its own questions.
     """
     environment = {**os.environ, "ENV_FILE": str(env_file), "DJANGO_SETTINGS_MODULE": "epnhook.settings"}
+    environment.pop("SETUP_WIZARD", None)  # the child needs the key the new file holds
     return subprocess.run([sys.executable, str(base_dir / "manage.py"), *args], env=environment, cwd=base_dir,
                           capture_output=capture, text=True)

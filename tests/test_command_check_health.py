@@ -204,13 +204,28 @@ def test_slow_database_is_a_warning(settings):
     ({"ADMINS": []}, "ADMINS is empty"),
     ({"EMAIL_BACKEND": "django.core.mail.backends.console.EmailBackend"}, "prints alerts to the console"),
     ({"EMAIL_HOST": ""}, "names no SMTP host"),
-    ({"EMAIL_BACKEND": "anymail.backends.mailgun.EmailBackend", "ANYMAIL": {"API_KEY": ""}}, "ANYMAIL_API_KEY"),
 ])
 def test_mail_configuration_that_reaches_nobody_is_a_warning(settings, changes, expected):
     for name, value in changes.items():
         setattr(settings, name, value)
     code, output = check_health("--no-email")
     assert code == 1 and "WARNING   mail" in output and expected in output
+
+
+@pytest.mark.parametrize("provider", ["mailgun", "postmark"])
+def test_an_anymail_provider_is_checked_with_the_settings_the_environment_produces(tmp_path, provider):
+    """Not faked settings: the child builds ANYMAIL from EMAIL_URL and ANYMAIL_API_KEY as production does.
+    Postmark's credential is a server token, not an API key: the key still counts."""
+    database_url = f"sqlite:///{tmp_path}/db.sqlite3"
+    assert manage("migrate", "-v0", database_url=database_url, var=tmp_path).returncode == 0
+    mail = {"EMAIL_URL": f"anymail://{provider}"}
+    with_key = manage("check_health", "--no-email", "--json", database_url=database_url, var=tmp_path,
+                      ANYMAIL_API_KEY="key-live-123", **mail)
+    assert statuses(with_key.stdout)["mail"] == "ok", with_key.stdout + with_key.stderr
+    without = manage("check_health", "--no-email", "--json", database_url=database_url, var=tmp_path, **mail)
+    report = json.loads(without.stdout)
+    mail_check = next(check for check in report["checks"] if check["name"] == "mail")
+    assert mail_check["status"] == "warning" and "ANYMAIL_API_KEY is empty" in mail_check["message"]
 
 
 def test_configuration_errors_come_from_the_system_checks(settings):

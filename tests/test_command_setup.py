@@ -288,11 +288,35 @@ def test_docker_mode_writes_the_compose_database_password(env_file):
     password = values["MARIADB_PASSWORD"]
     assert len(password) >= 32
     assert values["DATABASE_URL"] == f"mysql://epnhook:{password}@db:3306/epnhook"
+    # root's password is nobody's: only its hash is written, and it is not the user's.
+    assert re.fullmatch(r"\*[0-9A-F]{40}", values["MARIADB_ROOT_PASSWORD_HASH"])
+    assert values["MARIADB_ROOT_PASSWORD_HASH"] != wizard.mariadb_password_hash(password)
     assert "docker compose -f docker/compose.yaml --env-file .env up -d" in result.stdout
     # The MariaDB container keeps the password it was initialised with: a re-run must keep it too.
     again = run_manage(env_file, "setup", "--no-input", "--docker", "--force")
     assert again.returncode == 0, again.stderr
     assert read_env(env_file) == values
+
+
+@pytest.mark.parametrize("provider", ["mailgun", "postmark"])
+def test_a_rerun_keeps_the_anymail_key(env_file, provider):
+    """The key is read back from the setting settings.py stores it in, so --force --no-input needs nothing new."""
+    first = run_manage(env_file, "setup", "--no-input", "--docker", "--domain", "webhook.example.com", "--admins",
+                       "ops@example.com", EMAIL_URL=f"anymail://{provider}", ANYMAIL_API_KEY="key-123-anymail")
+    assert first.returncode == 0, first.stderr
+    values = read_env(env_file)
+    assert (values["EMAIL_URL"], values["ANYMAIL_API_KEY"]) == (f"anymail://{provider}", "key-123-anymail")
+    again = run_manage(env_file, "setup", "--no-input", "--docker", "--force")
+    assert again.returncode == 0, again.stderr
+    assert read_env(env_file) == values
+
+
+@pytest.mark.mariadb
+@pytest.mark.django_db
+def test_the_root_password_hash_is_the_one_mariadb_computes():
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT PASSWORD(%s)", ["pässword with 'quotes' and 32+ characters"])
+        assert wizard.mariadb_password_hash("pässword with 'quotes' and 32+ characters") == cursor.fetchone()[0]
 
 
 def test_env_values_survive_the_round_trip_through_django_environ(tmp_path):
@@ -326,6 +350,23 @@ def test_write_env_refuses_then_replaces_with_a_backup(tmp_path):
         wizard.write_env(path, "A='2'\n", force=False)
     backup = wizard.write_env(path, "A='2'\n", force=True)
     assert path.read_text() == "A='2'\n" and backup.read_text() == "A='1'\n"
+    assert {stat.S_IMODE(p.stat().st_mode) for p in (path, backup)} == {0o600}
+
+
+def test_the_backup_is_created_private(tmp_path, monkeypatch):
+    """Born 0600, not copied and then narrowed: with a umask that hides nothing and every chmod disabled,
+    the backup of the secrets is still readable by its owner only."""
+    path = tmp_path / ".env"
+    wizard.write_env(path, "SECRET_KEY='1'\n", force=False)
+    for name in ("chmod", "fchmod", "lchmod"):
+        monkeypatch.setattr(os, name, lambda *args, **kwargs: pytest.fail("the mode is set after creation"),
+                            raising=False)
+    umask = os.umask(0)
+    try:
+        backup = wizard.write_env(path, "SECRET_KEY='2'\n", force=True)
+    finally:
+        os.umask(umask)
+    assert backup.read_text() == "SECRET_KEY='1'\n"
     assert {stat.S_IMODE(p.stat().st_mode) for p in (path, backup)} == {0o600}
 
 

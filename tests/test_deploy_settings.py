@@ -65,6 +65,14 @@ def test_without_secret_key_only_setup_can_start(tmp_path):
     assert setup.returncode == 0 and "--no-input" in setup.stdout
 
 
+def test_settings_read_the_environment_not_the_command_line(tmp_path):
+    """Only manage.py looks at its arguments: a process that merely looks like `manage.py setup` gets no key."""
+    code = "import sys; sys.argv = ['manage.py', 'setup']; import epnhook.settings"
+    result = subprocess.run([sys.executable, "-c", code], cwd=BASE_DIR, capture_output=True, text=True, timeout=60,
+                            env={"PATH": os.environ["PATH"], "ENV_FILE": str(tmp_path / "missing.env")})
+    assert result.returncode != 0 and "SECRET_KEY must be set" in result.stderr
+
+
 def test_domain_is_the_default_for_allowed_hosts_and_csrf_origins(tmp_path):
     script = ("import django; from django.conf import settings; django.setup(); "
               "print(settings.ALLOWED_HOSTS, settings.CSRF_TRUSTED_ORIGINS, settings.SECURE_PROXY_SSL_HEADER)")

@@ -6,6 +6,7 @@
 - the entry point's pass-through runs for real (its `serve` mode is run by tests/test_deploy_settings.py).
 """
 
+import ipaddress
 import os
 import re
 import secrets
@@ -106,8 +107,27 @@ def test_traefik_terminates_tls_for_the_domain_and_keeps_the_token_out_of_its_lo
     assert "traefik.http.routers.epnhook.tls.certresolver=letsencrypt" in labels
     assert any(label.startswith("traefik.http.routers.epnhook.rule=Host(`${DOMAIN:?") for label in labels)
     assert "traefik.http.routers.epnhook.entrypoints=websecure" in labels
-    # gunicorn trusts X-Forwarded-Proto from Traefik, the only peer of the web container.
-    assert compose["services"]["web"]["environment"]["FORWARDED_ALLOW_IPS"] == "*"
+
+
+def test_the_web_container_believes_forwarded_headers_from_traefik_alone(compose):
+    """Not the edge network: its gateway is the host, and the host is not our proxy."""
+    edge = compose["networks"]["edge"]["ipam"]["config"][0]
+    subnet, dynamic = ipaddress.ip_network(edge["subnet"]), ipaddress.ip_network(edge["ip_range"])
+    traefik = ipaddress.ip_address(compose["services"]["traefik"]["networks"]["edge"]["ipv4_address"])
+    # Docker hands out the ip_range; Traefik's fixed address lies outside it, and is not the gateway.
+    assert traefik in subnet and traefik not in dynamic and dynamic.subnet_of(subnet)
+    assert traefik != next(subnet.hosts())
+    environment = compose["services"]["web"]["environment"]
+    assert ipaddress.ip_network(environment["TRUSTED_PROXIES"]) == ipaddress.ip_network(traefik)  # a /32
+    assert environment["FORWARDED_ALLOW_IPS"] == str(traefik)  # gunicorn: X-Forwarded-Proto
+
+
+def test_mariadb_root_has_no_password_in_the_log_and_no_remote_login(compose):
+    environment = compose["services"]["db"]["environment"]
+    # The image prints a password it generates (MARIADB_RANDOM_ROOT_PASSWORD) to `docker compose logs db`.
+    assert not {"MARIADB_RANDOM_ROOT_PASSWORD", "MARIADB_ROOT_PASSWORD"} & set(environment)
+    assert environment["MARIADB_ROOT_PASSWORD_HASH"].startswith("${MARIADB_ROOT_PASSWORD_HASH:?")
+    assert environment["MARIADB_ROOT_HOST"] == "localhost"
 
 
 def test_dockerfile_is_multi_stage_slim_and_unprivileged(dockerfile):
@@ -197,5 +217,5 @@ def test_compose_references_resolve_and_its_variables_are_the_ones_setup_writes(
     written = {line.split("=", 1)[0] for line in wizard.render_env(answers, docker=True, kept_lines=[]).splitlines()
                if "=" in line and not line.startswith("#")}
     interpolated = set(re.findall(r"\$\{([A-Z_]+)", COMPOSE_FILE.read_text()))
-    assert interpolated == {"DOMAIN", "MARIADB_PASSWORD"} and interpolated <= written
+    assert interpolated == {"DOMAIN", "MARIADB_PASSWORD", "MARIADB_ROOT_PASSWORD_HASH"} and interpolated <= written
     assert f"{wizard.DOCKER_DB_HOST}:3306" in answers.database_url and wizard.DOCKER_DB_HOST in services

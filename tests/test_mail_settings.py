@@ -15,6 +15,7 @@ from urllib.parse import parse_qs
 
 import pytest
 
+from tests.factories import load_settings
 from tests.live_service import BASE_DIR, SmtpSink, production_env
 
 SEND_ONE_ALERT = (
@@ -40,6 +41,22 @@ def test_smtp_url_sends_through_the_smtp_server(tmp_path):
     assert result.stdout.split() == ["django.core.mail.backends.smtp.EmailBackend", "2"]
     assert smtp.subjects() == ["[epnhook] Mail switch test"]
     assert "body of the test alert" in smtp.texts()[0]
+
+
+def test_an_smtp_url_sets_each_mail_setting_with_django_s_types():
+    names = ("EMAIL_BACKEND", "EMAIL_HOST", "EMAIL_PORT", "EMAIL_HOST_USER", "EMAIL_HOST_PASSWORD", "EMAIL_USE_TLS",
+             "EMAIL_USE_SSL")
+    result = load_settings(*names, EMAIL_URL="smtp+tls://smtp.example.com")
+    assert result.returncode == 0, result.stderr
+    # Parts the URL leaves out get Django's own defaults, not None.
+    assert result.stdout.splitlines() == ["django.core.mail.backends.smtp.EmailBackend", "smtp.example.com", "25", "",
+                                          "", "True", "False"]
+
+
+def test_an_option_in_the_smtp_url_that_nothing_reads_fails_at_start():
+    result = load_settings("EMAIL_BACKEND", EMAIL_URL="smtp://smtp.example.com:25?timeout=5")
+    assert result.returncode != 0
+    assert "ImproperlyConfigured: EMAIL_URL: unknown option(s) TIMEOUT" in result.stderr
 
 
 class _ProviderApi(BaseHTTPRequestHandler):
@@ -87,3 +104,25 @@ def test_bad_anymail_url_fails_at_start(tmp_path, email_url):
     result = run_django(tmp_path, email_url, code="import django; django.setup()")
     assert result.returncode != 0
     assert "ImproperlyConfigured" in result.stderr and "EMAIL_URL" in result.stderr
+
+
+START_BACKEND = (
+    "import django; django.setup()\n"
+    "from django.core.mail import get_connection\n"
+    "get_connection()\n"
+)
+
+
+# Providers whose credential has another name than <PROVIDER>_API_KEY, and one that has that name; with
+# what else each one needs to start.
+@pytest.mark.parametrize(("provider", "anymail_settings"), [
+    ("mailgun", ""), ("postmark", ""), ("mailersend", ""), ("mailtrap", ""), ("scaleway", "SCALEWAY_PROJECT_ID=p1"),
+])
+def test_anymail_api_key_reaches_the_setting_the_provider_reads(tmp_path, provider, anymail_settings):
+    """The backend reads its credential when it is created: it starts with ANYMAIL_API_KEY, and without
+    it fails naming the setting it looked for, so the key went where the provider looks."""
+    extra = {"ANYMAIL_SETTINGS": anymail_settings}
+    started = run_django(tmp_path, f"anymail://{provider}", START_BACKEND, ANYMAIL_API_KEY="key-test", **extra)
+    assert started.returncode == 0, started.stderr
+    missing = run_django(tmp_path, f"anymail://{provider}", START_BACKEND, **extra)
+    assert "AnymailConfigurationError" in missing.stderr and f"{provider.upper()}_" in missing.stderr

@@ -6,6 +6,8 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
 
+from orders.setup_wizard import write_private
+
 USERNAME = "admin"
 
 
@@ -29,8 +31,8 @@ class Command(BaseCommand):
             password = secrets.token_urlsafe(12)
             user_model.objects.create_superuser(USERNAME, "admin@localhost", password)
             password_file.parent.mkdir(parents=True, exist_ok=True)
-            password_file.write_text(password)
-            password_file.chmod(0o600)
+            password_file.unlink(missing_ok=True)  # left from a database since deleted
+            write_private(password_file, password.encode())
         password = password_file.read_text().strip() if password_file.exists() else ""
         if not password or not (user or user_model.objects.get(username=USERNAME)).check_password(password):
             password = "(changed since; reset it with: .venv/bin/python manage.py changepassword admin)"

@@ -27,7 +27,8 @@ FLAGS = {
 
 
 class Command(BaseCommand):
-    help = "Set up a production install: ask, check MariaDB, write .env (mode 600), migrate, print the webhook URL."
+    help = ("Set up a production install: ask, check MariaDB, write .env (mode 600), collect the static files, "
+            "migrate, print the webhook URL and the next step.")
     # The configuration may not exist yet: nothing is checked before the wizard has written it.
     requires_system_checks = []
     requires_migrations_checks = False
@@ -84,6 +85,16 @@ class Command(BaseCommand):
         if interactive and prompter.confirm("Send a test email to the alert addresses now?") or test_email:
             self.manage(env_file, "sendtestemail", "--admins", failure="The test email was not sent; check the "
                         "mail settings in .env and run: manage.py sendtestemail --admins")
+        if not docker:
+            # Ready to serve, as the docker image is: the hashed static files the admin's pages link to
+            # (without them every admin page answers 500), and var/, where the service keeps its spool
+            # and alert state (the systemd units let it write there and nowhere else in the checkout).
+            self.stdout.flush()
+            if wizard.run_manage(settings.BASE_DIR, env_file, "collectstatic", "--noinput", "--verbosity", "0"
+                                 ).returncode:
+                raise CommandError(f"collectstatic failed; {env_file} is written. Fix the cause, then run: "
+                                   "manage.py collectstatic --noinput")
+            (Path(settings.BASE_DIR) / "var").mkdir(exist_ok=True)
         if not docker and not skip_migrate:
             self.stdout.flush()
             if wizard.run_manage(settings.BASE_DIR, env_file, "migrate", "--noinput").returncode:
@@ -101,10 +112,7 @@ class Command(BaseCommand):
             f"\nWebhook URL, to paste into the network's dashboard:\n\n    {answers.webhook_url}\n"
             f"\nAdmin: https://{answers.domain}/{settings.ADMIN_URL}\n"
         ))
-        if docker:
-            self.stdout.write("Next: docker compose -f docker/compose.yaml --env-file .env up -d, then "
-                              "docker compose -f docker/compose.yaml --env-file .env exec web "
-                              "python manage.py createsuperuser")
+        self.stdout.write(wizard.next_steps(Path(settings.BASE_DIR), answers.domain, docker=docker))
 
     def check_database(self, answers, prompter, interactive, create_database):
         """Until the database is usable: interactively, offer to correct the answers; otherwise fail."""
