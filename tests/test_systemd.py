@@ -24,10 +24,10 @@ import pytest
 from django.conf import settings
 from django.db import connection
 
+from devtools.mariadb import free_port, stop_process
 from orders import setup_wizard as wizard
 from tests.factories import load_settings
 from tests.live_service import SmtpSink
-from tests.mariadb_server import free_port, stop_process
 from tests.test_docker import readme_section
 
 BASE_DIR = Path(settings.BASE_DIR)
