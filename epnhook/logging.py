@@ -4,7 +4,6 @@ import json
 import logging
 import re
 
-from django.utils.log import AdminEmailHandler
 from django.views.debug import SafeExceptionReporterFilter
 
 # The token is the path segment after /webhook/; it must never reach a log line or an email.
@@ -78,21 +77,6 @@ class JsonFormatter(logging.Formatter):
         if record.exc_info:
             data["exc"] = record.exc_text or self.formatException(record.exc_info)
         return json.dumps(data, ensure_ascii=False, default=str)
-
-
-class ThrottledAdminEmailHandler(AdminEmailHandler):
-    """Django's error emails, throttled like every other alert (a crash loop must not mail-bomb)."""
-
-    def send_mail(self, subject, message, *args, **kwargs):
-        from orders.alerts import claim, in_background  # settings load this module before apps are ready
-
-        suppressed = claim("unhandled-error")
-        if suppressed is None:
-            return
-        if suppressed:
-            message += f"\n\n{suppressed} more error email(s) were suppressed since the previous one."
-        # Like every alert, sent off the request thread: a hung mail server must not hold the 500.
-        in_background("alert-unhandled-error", super().send_mail, redact(subject), redact(message), *args, **kwargs)
 
 
 class SafeReporterFilter(SafeExceptionReporterFilter):

@@ -255,7 +255,7 @@ LOGGING = {
             "filters": ["redact_tokens"],
         },
         "mail_admins": {
-            "class": "epnhook.logging.ThrottledAdminEmailHandler",
+            "class": "orders.alerts.ThrottledAdminEmailHandler",
             "level": "ERROR",
             "filters": ["require_debug_false", "only_exceptions", "redact_tokens"],
         },
