@@ -15,7 +15,7 @@ from epnhook.middleware import machine_endpoint
 from . import spool
 from .clientip import address_allowed, client_ip
 from .ingest import CREATED, DUPLICATE, INVALID, SPOOLED, UNAVAILABLE, RawRequest, ingest
-from .tokens import partner_for_token, seconds_left_in_window, wrong_token_over_limit
+from .tokens import log_near_miss, partner_for_token, seconds_left_in_window, wrong_token_over_limit
 
 log = logging.getLogger("epnhook.webhook")
 
@@ -52,6 +52,7 @@ def webhook(request, token):
                     client or "an unknown address", extra={"partner": partner, "client_ip": client})
         partner = None
     if partner is None:
+        log_near_miss(request.path, client)
         if wrong_token_over_limit(client):
             response = json_error(429, "too many requests with a wrong token; try again later")
             response["Retry-After"] = str(seconds_left_in_window())

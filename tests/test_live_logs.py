@@ -9,7 +9,8 @@ and headers, and a path with an encoded newline that would forge an access line.
 - no token appears in the output or in any error page, in any case, percent-encoded or not;
 - every line is one log line in one format, its time in UTC with the offset written out, gunicorn's
   lines as the application's;
-- no line was forged.
+- no line was forged;
+- each kind of near miss got a warning naming the partner and the mistake.
 """
 
 import json
@@ -26,6 +27,8 @@ FORGED_TIME = "2027-01-15T08:00:00.000+00:00"
 FORGED = f'{FORGED_TIME} INFO gunicorn.access 203.0.113.9 "GET /admin/" 200 1 1ms'
 UTC_TIME = r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}\+00:00"
 TEXT_LINE = re.compile(UTC_TIME + r" (DEBUG|INFO|WARNING|ERROR|CRITICAL) [\w.]+ .*")
+MISTAKES = ("'webhook' in the wrong case", "a doubled slash", "stray characters around the token",
+            "more path after the token", "the token in the wrong case")
 POSTBACK = "click_id=7&order_number=N-1&uniq_id=LIVE-LOG-1&order_status=waiting&revenue=100.50&commission_fee=7.25"
 
 
@@ -109,10 +112,16 @@ def test_the_output_holds_no_token_one_format_in_utc_and_no_forged_line(database
     # gunicorn's own lines are in the application's format: a line of each kind is checked below.
     if log_format == "text":
         assert [line for line in lines if not TEXT_LINE.fullmatch(line)] == []
+        messages = lines
         assert any(" INFO gunicorn.error Booting worker" in line for line in lines)
     else:
         records = [json.loads(line) for line in lines]
         assert all(re.fullmatch(UTC_TIME, record["time"]) for record in records)
+        messages = [record["message"] for record in records]
         assert any(record["logger"] == "gunicorn.error" and "Booting worker" in record["message"] for record in records)
     assert not any(line.startswith(FORGED_TIME) for line in lines), "a path forged a log line"
     assert any("gunicorn.access" in line and FORGED_TIME in line for line in lines), "the access line is missing"
+
+    near_misses = [message for message in messages if "for the epn_bz webhook was answered 404: its URL has" in message]
+    for mistake in MISTAKES:
+        assert any(mistake in message for message in near_misses), mistake
