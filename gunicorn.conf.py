@@ -10,7 +10,8 @@ import os
 bind = os.environ.get("GUNICORN_BIND", "0.0.0.0:8000")
 # Threaded workers: the arbiter's heartbeat is independent of request handling, so a long admin CSV
 # stream is not killed as "hung", while `timeout` still catches a truly stuck worker.
-worker_class = "gthread"
+# (gthread, whose 400 page for an unparsable request does not echo a token: epnhook/gunicorn_logging.py)
+worker_class = "epnhook.gunicorn_logging.RedactingThreadWorker"
 workers = int(os.environ.get("WEB_CONCURRENCY", multiprocessing.cpu_count() + 1))
 threads = int(os.environ.get("GUNICORN_THREADS", 4))
 # Each worker holds at most this many connections (gunicorn's default is 1000), and keeps at most
@@ -33,23 +34,25 @@ max_requests_jitter = 2000
 forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1")
 accesslog = "-"
 errorlog = "-"
-# %(U)s is the path with the token already redacted by the logger class below; no query string
-# (it can carry users' data) and no raw request line (it carries the token).
+# No query string (it can carry users' data) and no raw request line; the path is redacted with the rest
+# of the line by the formatter below.
 access_log_format = '%(h)s "%(m)s %(U)s" %(s)s %(B)s %(M)sms'
 logger_class = "epnhook.gunicorn_logging.RedactingLogger"
 # gunicorn's control socket defaults to one path per user ($HOME/.gunicorn/gunicorn.ctl): two servers
 # on one machine would take each other's, and the image's user has no writable home. Nothing here
 # uses gunicornc; docker and systemd manage the process.
 control_socket_disable = True
-# LOG_FORMAT=json (settings.py reads it for the application) turns gunicorn's own lines into JSON too,
-# so a log shipper sees one format; the access line, already redacted, is the record's message.
-if os.environ.get("LOG_FORMAT") == "json":
-    logconfig_dict = {
-        "formatters": {"json": {"()": "epnhook.logging.JsonFormatter"}},
-        "handlers": {"json": {"class": "logging.StreamHandler", "formatter": "json", "stream": "ext://sys.stdout"}},
-        "root": {"handlers": ["json"], "level": "INFO"},
-        "loggers": {
-            "gunicorn.error": {"handlers": ["json"], "level": "INFO", "propagate": False},
-            "gunicorn.access": {"handlers": ["json"], "level": "INFO", "propagate": False},
-        },
-    }
+# gunicorn's own lines (its errors and the access log) are written by the application's formatter, the
+# one LOG_FORMAT names (settings.py reads it for the application), to the application's stream: one
+# format and one time zone (UTC) in one stream, every line redacted and with its control characters
+# escaped (a %0A in a path must not start a forged access line).
+_formatter = "JsonFormatter" if os.environ.get("LOG_FORMAT") == "json" else "OneLineFormatter"
+logconfig_dict = {
+    "formatters": {"line": {"()": f"epnhook.logging.{_formatter}"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "line", "stream": "ext://sys.stdout"}},
+    "root": {"handlers": ["console"], "level": "INFO"},
+    "loggers": {
+        "gunicorn.error": {"handlers": ["console"], "level": "INFO", "propagate": False},
+        "gunicorn.access": {"handlers": ["console"], "level": "INFO", "propagate": False},
+    },
+}

@@ -2,8 +2,13 @@
 
 from django.http import JsonResponse
 
+from orders.clientip import client_ip
+from orders.tokens import log_near_miss
+
 
 def not_found(request, exception=None):
+    # /Webhook/<token>, /webhook//<token>, /webhook/<token>/x: no route, but a sender's lost postback.
+    log_near_miss(request.path, client_ip(request))
     return JsonResponse({"error": "not found"}, status=404)
 
 

@@ -1,12 +1,15 @@
-"""gunicorn's access log, with the webhook token removed from every field that can carry it, and
-without webhook requests, which the application logs itself."""
+"""What gunicorn writes, without the webhook token: its access log, which leaves out webhook requests
+(the application logs each of them), and the page it answers a request it cannot parse with.
+
+Every line gunicorn logs goes through epnhook.logging's formatters (gunicorn.conf.py's logconfig_dict),
+which redact tokens, escape control characters and write the time in UTC, as for the application.
+"""
 
 from gunicorn.glogging import Logger
+from gunicorn.http.errors import ParseException
+from gunicorn.workers.gthread import ThreadWorker
 
 from epnhook.logging import WEBHOOK_PATH_PREFIX, redact
-
-# Atoms that contain the request path: %(U)s path, %(r)s request line, %(f)s referer, {raw_uri}.
-_PATH_ATOMS = ("U", "r", "f", "{raw_uri}e")
 
 
 class RedactingLogger(Logger):
@@ -14,13 +17,21 @@ class RedactingLogger(Logger):
         # Every webhook request already has one line from the application: the postback's outcome
         # (orders.views), or Django's "Not Found"/"Bad Request" warning for a refused one. gunicorn's
         # line would repeat it at about a tenth of a millisecond of CPU per postback (docs/PERFORMANCE.md).
+        # A near miss (/Webhook/..., /webhook//...) is not skipped: it is written, redacted, like any path.
         if environ.get("PATH_INFO", "").startswith(WEBHOOK_PATH_PREFIX):
             return
         super().access(resp, req, environ, request_time)
 
-    def atoms(self, resp, req, environ, request_time):
-        atoms = super().atoms(resp, req, environ, request_time)
-        for key in _PATH_ATOMS:
-            if isinstance(atoms.get(key), str):
-                atoms[key] = redact(atoms[key])
-        return atoms
+
+class RedactingThreadWorker(ThreadWorker):
+    """gunicorn's threaded worker (gthread), whose 400 page for a request it cannot parse does not echo a
+    token back: gunicorn writes the parse error's text, which quotes the request line or a header (raw
+    UTF-8 bytes in a webhook URL's query, say), into the page as well as into its log."""
+
+    def handle_error(self, req, client, addr, exc):
+        if isinstance(exc, ParseException):
+            # Each of gunicorn's parse errors keeps the text it quotes in its attributes.
+            for name, value in vars(exc).items():
+                if isinstance(value, str):
+                    setattr(exc, name, redact(value))
+        super().handle_error(req, client, addr, exc)

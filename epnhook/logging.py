@@ -1,28 +1,96 @@
-"""Logging pieces that keep webhook tokens out of every log line and email."""
+"""Logging pieces shared by the application (settings.LOGGING) and gunicorn (gunicorn.conf.py), so that
+one stream of logs has one format: each record one line, its time in UTC with the offset written out,
+and no webhook token in it; plus error reports without credentials.
+"""
 
 import json
 import logging
 import re
+from datetime import UTC, datetime
+from functools import lru_cache
 
-from django.utils.log import AdminEmailHandler
+from django.conf import settings
+from django.core.signals import setting_changed
+from django.dispatch import receiver
 from django.views.debug import SafeExceptionReporterFilter
 
-# The token is the path segment after /webhook/; it must never reach a log line or an email.
 WEBHOOK_PATH_PREFIX = "/webhook/"
-_WEBHOOK_PATH = re.compile(f"({WEBHOOK_PATH_PREFIX})" + r"[^/?#\s\"']+")
 REDACTED = "<redacted>"
+# Whatever follows a webhook path is taken for a token, so that one nobody has configured (a guess, a
+# rotated-out token) is hidden too: in any case, after doubled slashes, and also after stray characters
+# (a quote, a space or an escape of either: /webhook/%22<token>, /webhook/\"<token> in gunicorn's access
+# line) when a long run of URL-safe characters follows them.
+_WEBHOOK_PATH = r"(/+webhook/+)(?:[^/?#\s\"'\\]+|(?:[\s\"'\\]|%[0-9a-f]{2})+[\w.~%-]{16,})"
+
+
+def configured_tokens() -> tuple[str, ...]:
+    """The tokens of settings.WEBHOOK_TOKENS; none while the settings are not loaded (gunicorn's master
+    process never loads them, and it reads no request)."""
+    return _settings_tokens() if settings.configured else ()
+
+
+@lru_cache(maxsize=1)
+def _settings_tokens() -> tuple[str, ...]:
+    return tuple(token for _partner, token in settings.WEBHOOK_TOKENS)
+
+
+@receiver(setting_changed)
+def _forget_tokens(setting, **kwargs):
+    if setting == "WEBHOOK_TOKENS":
+        _settings_tokens.cache_clear()
+
+
+# Where redact() learns the tokens to find anywhere in a line, not just after /webhook/. A later source
+# (tokens staff create in the admin, while their plain text is known) is one more callable here; each is
+# called for every line written, so it must be cheap.
+TOKEN_SOURCES = [configured_tokens]
 
 
 def redact(text: str) -> str:
-    """Return `text` with every webhook token replaced by a placeholder."""
-    return _WEBHOOK_PATH.sub(r"\1" + REDACTED, text)
+    """Return `text` with every webhook token replaced by a placeholder: any path segment after /webhook/,
+    and each known token wherever it appears, in any case and percent-encoded or not."""
+    pattern, lowered_tokens = _redaction(tuple(token for source in TOKEN_SOURCES for token in source()))
+    # Most lines hold no webhook path, no token and no "%": three substring searches spare them the
+    # pattern, which tries every spelling of every token at each character (about 20 µs a line).
+    lowered = text.lower()
+    if "webhook/" not in lowered and "%" not in text and not any(token in lowered for token in lowered_tokens):
+        return text
+    return pattern.sub(_placeholder, text)
+
+
+def _placeholder(match: re.Match) -> str:
+    return (match.group(1) or "") + REDACTED  # a webhook path keeps its prefix
+
+
+@lru_cache(maxsize=4)
+def _redaction(tokens: tuple[str, ...]) -> tuple[re.Pattern, tuple[str, ...]]:
+    """One pattern for the webhook path and every token, so that a line is scanned once; and the tokens
+    in lower case."""
+    spellings = map(_any_spelling, sorted(set(tokens), key=len, reverse=True))
+    return re.compile("|".join([_WEBHOOK_PATH, *spellings]), re.IGNORECASE), tuple(map(str.lower, tokens))
+
+
+def _any_spelling(token: str) -> str:
+    """A pattern for `token` with each character as itself or percent-encoded, in either case (the
+    pattern is compiled case-insensitive, which covers the hex digits too)."""
+    return "".join(
+        "(?:" + "|".join([re.escape(character), *{_percent_encoded(variant)
+                                                  for variant in (character.lower(), character.upper())}]) + ")"
+        for character in token
+    )
+
+
+def _percent_encoded(character: str) -> str:
+    return "".join(f"%{byte:02x}" for byte in character.encode())
 
 
 class RedactTokensFilter(logging.Filter):
-    """Rewrites a record so that neither its message nor its attached request can leak a token.
+    """Rewrites a record so that neither its message nor its attached request can leak a token, for
+    the handlers that see it next and for error emails (the formatters below also redact each whole line
+    they write, extra fields and tracebacks included).
 
     Django's request logger passes the path as an argument and attaches the request, from which
-    AdminEmailHandler renders the URL and META; for webhook paths the request is dropped.
+    AdminEmailHandler renders the URL and META; for a path that carries a token the request is dropped.
     """
 
     def filter(self, record: logging.LogRecord) -> bool:
@@ -30,8 +98,8 @@ class RedactTokensFilter(logging.Filter):
         cleaned = redact(message)
         if cleaned != message:
             record.msg, record.args = cleaned, ()
-        request = getattr(record, "request", None)
-        if request is not None and WEBHOOK_PATH_PREFIX in getattr(request, "path", ""):
+        path = getattr(getattr(record, "request", None), "path", "")
+        if path and redact(path) != path:
             record.request = None
         if record.exc_info and record.exc_text is None and record.exc_info[0] is not None:
             record.exc_text = redact(logging.Formatter().formatException(record.exc_info))
@@ -51,23 +119,45 @@ class OnlyExceptions(logging.Filter):
 _CONTROL_ESCAPES = {code: f"\\x{code:02x}" for code in (*range(32), 127)} | {10: "\\n", 13: "\\r", 9: "\\t"}
 
 
+TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s %(message)s"
+
+
+def utc_time(record: logging.LogRecord) -> str:
+    """When the record was made, in UTC with the offset written out: 2026-11-28T09:30:00.123+00:00.
+
+    UTC rather than TIME_ZONE: gunicorn's master process never loads the settings, and log tools
+    expect UTC. (Django sets the process's local zone to TIME_ZONE, so time.localtime would differ
+    between gunicorn's master and its workers.)
+    """
+    return datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds")
+
+
 class OneLineFormatter(logging.Formatter):
-    """The text format: one line per record, whatever the message holds (a traceback still follows
-    on its own lines)."""
+    """The text format (LOG_FORMAT=text): one line per record, whatever the message holds (a traceback
+    still follows on its own lines), its time in UTC, no token in it."""
+
+    def __init__(self, fmt: str = TEXT_FORMAT, **kwargs):
+        super().__init__(fmt, **kwargs)
+
+    def formatTime(self, record: logging.LogRecord, datefmt: str | None = None) -> str:
+        return utc_time(record)
 
     def formatMessage(self, record: logging.LogRecord) -> str:
         record.message = record.message.translate(_CONTROL_ESCAPES)
         return super().formatMessage(record)
 
+    def format(self, record: logging.LogRecord) -> str:
+        return redact(super().format(record))
+
 
 class JsonFormatter(logging.Formatter):
-    """One JSON object per line, for log shippers (LOG_FORMAT=json)."""
+    """One JSON object per line, for log shippers (LOG_FORMAT=json); its time in UTC, no token in it."""
 
     _STANDARD = set(vars(logging.makeLogRecord({})))
 
     def format(self, record: logging.LogRecord) -> str:
         data = {
-            "time": self.formatTime(record, "%Y-%m-%dT%H:%M:%S%z"),
+            "time": utc_time(record),
             "level": record.levelname,
             "logger": record.name,
             "message": record.getMessage(),
@@ -77,22 +167,8 @@ class JsonFormatter(logging.Formatter):
                 data[key] = value
         if record.exc_info:
             data["exc"] = record.exc_text or self.formatException(record.exc_info)
-        return json.dumps(data, ensure_ascii=False, default=str)
-
-
-class ThrottledAdminEmailHandler(AdminEmailHandler):
-    """Django's error emails, throttled like every other alert (a crash loop must not mail-bomb)."""
-
-    def send_mail(self, subject, message, *args, **kwargs):
-        from orders.alerts import claim, in_background  # settings load this module before apps are ready
-
-        suppressed = claim("unhandled-error")
-        if suppressed is None:
-            return
-        if suppressed:
-            message += f"\n\n{suppressed} more error email(s) were suppressed since the previous one."
-        # Like every alert, sent off the request thread: a hung mail server must not hold the 500.
-        in_background("alert-unhandled-error", super().send_mail, redact(subject), redact(message), *args, **kwargs)
+        # Redacted as a whole line, so that the extra fields cannot carry a token either.
+        return redact(json.dumps(data, ensure_ascii=False, default=str))
 
 
 class SafeReporterFilter(SafeExceptionReporterFilter):

@@ -254,13 +254,16 @@ LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "filters": {
-        # Webhook URLs carry the secret token; scrub it from every record before any handler sees it.
+        # Webhook URLs carry the secret token. The formatters redact each whole line they write; the
+        # record itself is scrubbed too, for the handlers after the console and for error emails, which
+        # are built from the record (its subject, the request attached).
         "redact_tokens": {"()": "epnhook.logging.RedactTokensFilter"},
         "require_debug_false": {"()": "django.utils.log.RequireDebugFalse"},
         "only_exceptions": {"()": "epnhook.logging.OnlyExceptions"},
     },
+    # The same formatters write gunicorn's own lines (gunicorn.conf.py): one format, in UTC, in one stream.
     "formatters": {
-        "text": {"()": "epnhook.logging.OneLineFormatter", "format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
+        "text": {"()": "epnhook.logging.OneLineFormatter"},
         "json": {"()": "epnhook.logging.JsonFormatter"},
     },
     "handlers": {
@@ -271,7 +274,7 @@ LOGGING = {
             "filters": ["redact_tokens"],
         },
         "mail_admins": {
-            "class": "epnhook.logging.ThrottledAdminEmailHandler",
+            "class": "orders.alerts.ThrottledAdminEmailHandler",
             "level": "ERROR",
             "filters": ["require_debug_false", "only_exceptions", "redact_tokens"],
         },

@@ -2,7 +2,8 @@
 
 The throttle lives in small files under ALERT_STATE_DIR guarded by flock, not in the database:
 the database is usually what the alert is about. Sending happens on a background thread so that a
-slow or hung mail server never delays the response to a postback.
+slow or hung mail server never delays the response to a postback. Django's own error emails (the
+500s) go through the same throttle: settings.LOGGING names ThrottledAdminEmailHandler, from here.
 """
 
 import atexit
@@ -17,6 +18,7 @@ from contextlib import contextmanager
 
 from django.conf import settings
 from django.core.mail import mail_admins
+from django.utils.log import AdminEmailHandler
 
 from epnhook.logging import redact
 
@@ -67,6 +69,20 @@ def in_background(name: str, send, *args, **kwargs) -> None:
     thread = threading.Thread(target=send, args=args, kwargs=kwargs, name=name, daemon=True)
     _pending[:] = [*(pending for pending in _pending if pending.is_alive()), thread]
     thread.start()
+
+
+class ThrottledAdminEmailHandler(AdminEmailHandler):
+    """Django's error emails (settings.LOGGING's mail_admins), throttled like every other alert: a crash
+    loop must not mail-bomb."""
+
+    def send_mail(self, subject, message, *args, **kwargs):
+        suppressed = claim("unhandled-error")
+        if suppressed is None:
+            return
+        if suppressed:
+            message += f"\n\n{suppressed} more error email(s) were suppressed since the previous one."
+        # Like every alert, sent off the request thread: a hung mail server must not hold the 500.
+        in_background("alert-unhandled-error", super().send_mail, redact(subject), redact(message), *args, **kwargs)
 
 
 def wait_for_pending(timeout: float = 10.0) -> None:

@@ -6,10 +6,22 @@ replayed after a fix is read exactly as the live request would be.
 
 import email.policy
 import json
+import re
 from email.parser import BytesParser
 from urllib.parse import parse_qsl
 
 from partners.base import PayloadError
+
+# The headers of a multipart part, like the content type, may take this many bytes (what Django's own
+# multipart parser allows: MAX_TOTAL_HEADER_SIZE) and parameters. A form field needs under a hundred
+# bytes and one or two parameters (name, filename). The email module splits parameters in Python, once
+# per lookup: without a bound a 64 KiB body of ";" costs a tenth of a second, a single such header
+# seconds (the time grows with the square of its length).
+MAX_HEADER_BYTES = 1024
+MAX_HEADER_PARAMETERS = 8
+# A part that is itself a multipart (no form sends one): the email parser checks every line of a nested
+# part against the boundaries of every enclosing level, quadratic in the depth.
+_NESTED_MULTIPART = re.compile(rb"^content-type:\s*multipart/", re.IGNORECASE | re.MULTILINE)
 
 
 def payload_params(query_string: str, body: bytes, content_type: str) -> dict[str, str]:
@@ -86,19 +98,40 @@ class _KeyValuePairs(list):
     meaning its last value."""
 
 
+def _header_text(name: str, value: str) -> str:
+    """A header as plain text, its bytes read as UTF-8, as the HTTP policy's header classes read it."""
+    return value.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+
+
+# The HTTP policy with plain-text headers: its own header classes parse every header asked for into a
+# syntax tree, which recursed on nested comments (a RecursionError, so a 500, on a few hundred "(") and
+# took over a second for one 64 KiB header of parameters. email.message splits the parameters either way.
+_FORM_POLICY = email.policy.HTTP.clone(header_factory=_header_text)
+
+
 def _multipart_pairs(body: bytes, content_type: str) -> list[tuple[str, str]]:
-    message = BytesParser(policy=email.policy.HTTP).parsebytes(
+    _check_header_bounds(content_type)
+    if _NESTED_MULTIPART.search(body):
+        raise PayloadError("multipart parts must be named form fields, not files", "body")
+    message = BytesParser(policy=_FORM_POLICY).parsebytes(
         b"Content-Type: " + content_type.encode("latin-1", "replace") + b"\r\n\r\n" + body
     )
     pairs = []
     if not message.is_multipart():
         return pairs  # an empty form: only the query string counts
     for part in message.iter_parts():
+        _check_header_bounds("".join(name + value for name, value in part.items()))
         name = part.get_param("name", header="content-disposition")
         if not name or part.get_filename():
             raise PayloadError("multipart parts must be named form fields, not files", "body")
         pairs.append((str(name), _decode(part.get_payload(decode=True) or b"", "body")))
     return pairs
+
+
+def _check_header_bounds(headers: str) -> None:
+    if len(headers) > MAX_HEADER_BYTES or headers.count(";") > MAX_HEADER_PARAMETERS:
+        raise PayloadError(f"multipart headers are limited to {MAX_HEADER_BYTES} bytes and "
+                           f"{MAX_HEADER_PARAMETERS} parameters a part", "body")
 
 
 def _reject_constant(name: str):

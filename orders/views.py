@@ -17,7 +17,7 @@ from .clientip import address_allowed, client_ip
 from .ingest import SPOOLED, UNAVAILABLE, ingest
 from .models import Delivery
 from .rawrequest import RawRequest
-from .tokens import partner_for_token, seconds_left_in_window, wrong_token_over_limit
+from .tokens import log_near_miss, partner_for_token, seconds_left_in_window, wrong_token_over_limit
 
 log = logging.getLogger("epnhook.webhook")
 
@@ -54,6 +54,7 @@ def webhook(request, token):
                     client or "an unknown address", extra={"partner": partner, "client_ip": client})
         partner = None
     if partner is None:
+        log_near_miss(request.path, client)
         if wrong_token_over_limit(client):
             response = json_error(429, "too many requests with a wrong token; try again later")
             response["Retry-After"] = str(seconds_left_in_window())

@@ -4,9 +4,10 @@ import logging
 
 import pytest
 
-from epnhook.logging import REDACTED, RedactTokensFilter, ThrottledAdminEmailHandler
+from epnhook.logging import REDACTED, RedactTokensFilter
 from orders import alerts
 from orders import ingest as ingest_module
+from orders.alerts import ThrottledAdminEmailHandler
 from tests.factories import postback
 from tests.settings import TEST_TOKEN
 

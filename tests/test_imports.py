@@ -8,7 +8,7 @@ import ast
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-PACKAGES = ("orders", "partners")
+PACKAGES = ("epnhook", "orders", "partners")
 
 
 def module_name(path: Path) -> str:

@@ -105,6 +105,51 @@ def test_repeated_wrong_tokens_are_logged_then_limited_without_blocking_valid_on
     assert not any("guess-" in r.getMessage() for r in caplog.records), "a wrong token is never logged"
 
 
+@pytest.mark.parametrize("path,mistake", [
+    (f"/Webhook/{TEST_TOKEN}", "'webhook' in the wrong case"),
+    (f"/WEBHOOK/{TEST_TOKEN_ROTATED}/", "'webhook' in the wrong case"),
+    (f"/webhook//{TEST_TOKEN}", "a doubled slash"),
+    (f"/webhook/{TEST_TOKEN}//", "a doubled slash"),
+    (f"/webhook/%20{TEST_TOKEN}", "stray characters around the token"),
+    (f"/webhook/%22{TEST_TOKEN}%22", "stray characters around the token"),
+    (f"/webhook/{TEST_TOKEN_ROTATED}%3E", "stray characters around the token"),
+    (f"/webhook/{TEST_TOKEN}/postback", "more path after the token"),
+    (f"/webhook/{TEST_TOKEN.upper()}", "the token in the wrong case"),
+    (f"/Webhook//%22{TEST_TOKEN.swapcase()}", "the token in the wrong case, 'webhook' in the wrong case, a doubled "
+                                              "slash, stray characters around the token"),
+])
+def test_a_near_miss_of_a_webhook_url_is_a_warning_naming_the_mistake(client, caplog, path, mistake):
+    """A sender that calls such a URL loses every postback to a 404: the operator must hear of it."""
+    with caplog.at_level(logging.WARNING, logger="epnhook.tokens"):
+        response = client.get(path, postback())
+    assert (response.status_code, response.json()) == (404, {"error": "not found"})
+    warnings = [r for r in caplog.records if r.name == "epnhook.tokens" and r.levelno == logging.WARNING]
+    assert len(warnings) == 1
+    assert warnings[0].partner == "epn_bz"
+    assert f"for the epn_bz webhook was answered 404: its URL has {mistake}." in warnings[0].getMessage()
+    for token in TOKENS:
+        assert token.lower() not in f"{warnings[0].getMessage()} {vars(warnings[0])}".lower()
+
+
+@pytest.mark.parametrize("path", [
+    f"/webhook/{TEST_TOKEN[:-1]}",  # a guess, however close
+    f"/webhook/{TEST_TOKEN}x",
+    f"/Webhook/guess-{TEST_TOKEN[:5]}",
+    "/webhook/",
+    f"/static/{TEST_TOKEN}",
+])
+def test_a_path_without_a_configured_token_is_no_near_miss(client, caplog, path):
+    with caplog.at_level(logging.WARNING, logger="epnhook.tokens"):
+        assert client.get(path).status_code == 404
+    assert [r for r in caplog.records if r.name == "epnhook.tokens" and r.levelno == logging.WARNING] == []
+
+
+def test_a_near_miss_is_told_apart_from_the_right_url():
+    assert tokens.near_miss(f"/webhook/{TEST_TOKEN}") is None
+    assert tokens.near_miss(f"/webhook/{TEST_TOKEN}/") is None
+    assert tokens.near_miss(f"//webhook/{TEST_TOKEN}") == ("epn_bz", ["a doubled slash"])
+
+
 def test_the_limit_is_per_minute(client, settings, monkeypatch):
     settings.WEBHOOK_BAD_TOKEN_LIMIT = 1
     now = 1_800_000_000.0
