@@ -9,16 +9,19 @@ Three things the stock admin does that a million-row InnoDB table cannot afford,
   MIN and MAX, months and days from the calendar.
 Sorting is limited to the received time, which every list index ends with; any other sort would be a
 filesort of the whole table. Totals run in their own request so the list never waits for them, and
-above the count limit only when asked for.
+above the count limit only when asked for. Filtering is limited to the lists' own filters, date
+hierarchy and search: any other field lookup in the query string could be a scan, and is refused.
 """
 
 import csv
 import json
-from datetime import datetime, time, timedelta
+from datetime import UTC, datetime, time, timedelta
 from functools import cached_property
 
 from django.contrib import admin, messages
 from django.contrib.admin.options import IncorrectLookupParameters
+from django.contrib.admin.views.main import ChangeList
+from django.core.exceptions import BadRequest
 from django.core.paginator import Paginator
 from django.db.models import Count, OuterRef, Subquery, Sum
 from django.http import StreamingHttpResponse
@@ -115,6 +118,19 @@ class PartnerFilter(admin.SimpleListFilter):
         return queryset.filter(partner=self.value()) if self.value() else queryset
 
 
+def comparable(moment: datetime) -> datetime:
+    """`moment`, if the database can compare a column with it; IncorrectLookupParameters if not.
+
+    Django converts each bound to UTC for the query, which overflows at the ends of the calendar
+    (0001-01-01 00:00 in Moscow is in year 0 in UTC) and would fail the request with a 500.
+    """
+    try:
+        moment.astimezone(UTC)
+    except OverflowError as error:
+        raise IncorrectLookupParameters(f"{moment.date()}: out of range") from error
+    return moment
+
+
 class DateRangeFilter(admin.FieldListFilter):
     """From/to dates (inclusive) on a datetime field, taken as whole days in the current time zone."""
 
@@ -125,17 +141,29 @@ class DateRangeFilter(admin.FieldListFilter):
         self.parameter_to = f"{field_path}__to"
         super().__init__(field, request, params, model, model_admin, field_path)
         # The base class moved our parameters from `params` to used_parameters, as lists.
-        self.dates = {}
+        dates = {}
         for name, values in list(self.used_parameters.items()):
             raw = values[-1] if isinstance(values, list) else values
             self.used_parameters[name] = raw
             if raw:
                 try:
-                    self.dates[name] = parse_date(raw)
+                    dates[name] = parse_date(raw)
                 except ValueError:  # well formed but no such day, like 2026-02-30
-                    self.dates[name] = None
-                if self.dates[name] is None:
+                    dates[name] = None
+                if dates[name] is None:
                     raise IncorrectLookupParameters(f"{name}: not a date")
+        # The bounds as times, checked here so that a day the database cannot compare with (the day
+        # after 9999-12-31, midnight of 0001-01-01 east of UTC) is refused before any query runs.
+        zone = timezone.get_current_timezone()
+        self.bounds = {}
+        if start := dates.get(self.parameter_from):
+            self.bounds[f"{field_path}__gte"] = comparable(datetime.combine(start, time(), zone))
+        if end := dates.get(self.parameter_to):
+            try:
+                after_end = end + timedelta(days=1)
+            except OverflowError as error:
+                raise IncorrectLookupParameters(f"{self.parameter_to}: out of range") from error
+            self.bounds[f"{field_path}__lt"] = comparable(datetime.combine(after_end, time(), zone))
 
     def expected_parameters(self):
         return [self.parameter_from, self.parameter_to]
@@ -144,13 +172,7 @@ class DateRangeFilter(admin.FieldListFilter):
         return True
 
     def queryset(self, request, queryset):
-        zone = timezone.get_current_timezone()
-        if start := self.dates.get(self.parameter_from):
-            queryset = queryset.filter(**{f"{self.field_path}__gte": datetime.combine(start, time(), zone)})
-        if end := self.dates.get(self.parameter_to):
-            end_exclusive = datetime.combine(end + timedelta(days=1), time(), zone)
-            queryset = queryset.filter(**{f"{self.field_path}__lt": end_exclusive})
-        return queryset
+        return queryset.filter(**self.bounds)
 
     def choices(self, changelist):
         # One "choice": the form, with the other parameters of the list kept as hidden inputs.
@@ -174,6 +196,33 @@ def _as_list(value):
     return value if isinstance(value, list) else [value]
 
 
+class FastChangeList(ChangeList):
+    """Django's ChangeList, which refuses any query string it would answer with a 500 or a table scan.
+
+    Django already raises IncorrectLookupParameters (the list redirects to ?e=1) for most bad input,
+    but not for a date hierarchy period that ends after 9999-12-31 or starts before year 1 in UTC,
+    and it filters by any field lookup left over after the list filters, such as `offer_name__icontains`
+    or a `created_at__month` without a year: a scan of the table. Those are refused here too.
+    """
+
+    def get_filters(self, request):
+        try:
+            filters = super().get_filters(request)
+        except (ValueError, OverflowError) as error:  # the end of a year, month or day after 9999-12-31
+            raise IncorrectLookupParameters(error) from error
+        remaining = filters[2]
+        hierarchy = f"{self.date_hierarchy}__gte", f"{self.date_hierarchy}__lt"
+        given = self.get_filters_params()
+        for key, values in remaining.items():
+            # Django puts the date hierarchy's range among the left-over lookups, in place of its year.
+            if key in hierarchy and f"{self.date_hierarchy}__year" in given:
+                for moment in values:
+                    comparable(moment)
+            else:
+                raise IncorrectLookupParameters(f"{key}: not a filter of this list")
+        return filters
+
+
 class FastListMixin:
     """What both lists share: the bounded paginator, newest first, and no table-wide sorting."""
 
@@ -182,6 +231,9 @@ class FastListMixin:
     # Facet counts are one COUNT(*) per filter choice over the filtered rows: never at this size.
     show_facets = admin.ShowFacets.NEVER
     list_per_page = 100
+
+    def get_changelist(self, request, **kwargs):
+        return FastChangeList
 
     def get_sortable_by(self, request):
         return (self.date_field,)
@@ -271,8 +323,15 @@ class OrderAdmin(FastListMixin, admin.ModelAdmin):
         ]
 
     def filtered_queryset(self, request):
-        """The orders the list shows for this request's filters and search, all pages."""
-        return self.get_changelist_instance(request).queryset
+        """The orders the list shows for this request's filters and search, all pages.
+
+        What the list page answers with a redirect to ?e=1 is a 400 here: the totals and the CSV have
+        no page of their own to fall back to.
+        """
+        try:
+            return self.get_changelist_instance(request).queryset
+        except IncorrectLookupParameters as error:
+            raise BadRequest(f"invalid filter: {error}") from error
 
     def totals_view(self, request):
         """Revenue and commission per currency for the list's current filter (loaded by the list page)."""

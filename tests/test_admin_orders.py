@@ -146,6 +146,63 @@ def test_csv_never_starts_a_cell_with_a_formula(staff_client):
     assert row[10] == "'=HYPERLINK(\"http://evil\")" and row[4] == "'@user"
 
 
+# --- input the list answers with ?e=1 and the totals and the CSV with 400 -------------------------
+BAD_QUERIES = [
+    {"created_at__year": "abc"},
+    {"created_at__year": "0"},
+    {"created_at__year": "10000"},
+    {"created_at__year": "9999"},  # the year's end is in 10000
+    {"created_at__year": "9999", "created_at__month": "12"},
+    {"created_at__year": "9999", "created_at__month": "12", "created_at__day": "31"},
+    {"created_at__year": "1"},  # 0001-01-01 00:00 in Moscow is in year 0 in UTC
+    {"created_at__year": "2026", "created_at__month": "13"},
+    {"created_at__year": "2026", "created_at__month": "abc"},
+    {"created_at__year": "2026", "created_at__month": "2", "created_at__day": "30"},
+    {"created_at__month": "5"},  # a month of every year: no index range, a scan
+    {"created_at__day": "5"},
+    {"created_at__from": "yesterday"},
+    {"created_at__to": "2026-02-30"},
+    {"created_at__to": "9999-12-31"},  # the day after it does not exist
+    {"time_of_order__to": "9999-12-31"},
+    {"created_at__from": "0001-01-01"},
+    {"time_of_order__from": "0001-01-01"},
+    {"is_current__exact": "x"},
+    {"has_conflict__exact": "abc"},
+    {"type_id__exact": "abc"},
+    {"revenue__gt": "abc"},
+    {"offer_name__icontains": "x"},  # a field lookup that is not a filter: a scan
+    {"raw_payload__contains": "x"},
+    {"foo": "1"},
+]
+
+
+@pytest.mark.parametrize("query", BAD_QUERIES, ids=lambda query: "&".join(f"{k}={v}" for k, v in query.items()))
+def test_bad_filter_input_is_refused_by_the_list_the_totals_and_the_csv(staff_client, query):
+    load_orders()
+    response = staff_client.get(reverse(LIST), query)
+    assert response.status_code == 302 and response.url.endswith("?e=1")
+    for name in ("admin:orders_order_totals", "admin:orders_order_export"):
+        response = staff_client.get(reverse(name), query)
+        assert response.status_code == 400, name
+        assert b"Bad Request" in response.content and b"Traceback" not in response.content
+
+
+@pytest.mark.parametrize("query", [
+    {"created_at__year": "9998", "created_at__month": "12", "created_at__day": "31"},
+    {"created_at__from": "9999-12-31"},
+    {"created_at__to": "0001-01-01"},
+    {"time_of_order__from": "9999-12-31", "time_of_order__to": "9999-12-30"},
+], ids=lambda query: "&".join(f"{k}={v}" for k, v in query.items()))
+def test_extreme_but_valid_dates_answer_an_empty_list(staff_client, query):
+    load_orders()
+    response = staff_client.get(reverse(LIST), query)
+    assert response.status_code == 200 and listed_uniq_ids(response) == []
+    response = staff_client.get(reverse("admin:orders_order_totals"), query)
+    assert response.status_code == 200 and list(response.context["totals"]) == []
+    response = staff_client.get(reverse("admin:orders_order_export"), query)
+    assert response.status_code == 200 and len(b"".join(response.streaming_content).splitlines()) == 1
+
+
 def test_viewer_reads_but_changes_nothing(client):
     results = load_orders()
     client.force_login(make_viewer())
