@@ -15,7 +15,9 @@ hierarchy and search: any other field lookup in the query string could be a scan
 
 import csv
 import json
+import re
 from datetime import UTC, datetime, time, timedelta
+from decimal import Decimal
 from functools import cached_property
 
 from django.contrib import admin, messages
@@ -51,7 +53,12 @@ REPLAY_LIMIT = 1_000
 # An order's detail page lists at most this many of its deliveries (a sender stuck resending one
 # postback can leave thousands).
 DETAIL_DELIVERIES = 200
-FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
+# A cell starting with one of these runs as a formula in a spreadsheet.
+FORMULA_PREFIXES = "=+-@\t\r"
+# Where a spreadsheet may start a cell inside one of our quoted CSV values: at the value's start, and
+# after a separator it splits on instead of our comma (";" is the list separator of ru-RU and others; a
+# tab; a line break, which ends the row once the quotes no longer line up), past quotes and spaces.
+CELL_START = re.compile(rf'(^|[;\t\r\n])([ "]*)(?=[{re.escape(FORMULA_PREFIXES)}])')
 
 admin.site.site_header = admin.site.site_title = "epnhook"
 admin.site.site_url = None  # there is no public site to link to
@@ -402,9 +409,12 @@ def export_rows(queryset):
 def _csv_value(value):
     if isinstance(value, datetime):
         return timezone.localtime(value).isoformat()
+    if isinstance(value, Decimal):
+        return format(value, "f")  # str() writes a TON amount such as 0.000000001 as 1E-9
     text = "" if value is None else str(value)
-    # Partner-supplied text opens in a spreadsheet: a leading =, +, - or @ would run as a formula.
-    return "'" + text if text[:1] in FORMULA_PREFIXES else text
+    # Partner-supplied text opens in a spreadsheet: wherever a cell may start (see CELL_START), a
+    # leading =, +, - or @ would run as a formula; an apostrophe before it makes it text.
+    return CELL_START.sub(r"\1\2'", text)
 
 
 class _Echo:
@@ -413,7 +423,8 @@ class _Echo:
 
 
 def csv_lines(rows):
-    writer = csv.writer(_Echo())
+    # Every field quoted: a spreadsheet splitting on our comma never splits inside a value.
+    writer = csv.writer(_Echo(), quoting=csv.QUOTE_ALL)
     for row in rows:
         yield writer.writerow(row)
 

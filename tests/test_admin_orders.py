@@ -139,11 +139,54 @@ def test_csv_export_streams_the_filtered_rows_in_chunks(staff_client, monkeypatc
     assert body[0][14].endswith("+03:00")  # received, in TIME_ZONE (Europe/Moscow)
 
 
-def test_csv_never_starts_a_cell_with_a_formula(staff_client):
-    ingest(raw_get(uniq_id="EPN-F", offer_name="=HYPERLINK(\"http://evil\")", click_id="@user"))
-    response = staff_client.get(reverse("admin:orders_order_export"))
-    [row] = list(csv.reader(io.StringIO(b"".join(response.streaming_content).decode())))[1:]
-    assert row[10] == "'=HYPERLINK(\"http://evil\")" and row[4] == "'@user"
+def export(client, **query):
+    response = client.get(reverse("admin:orders_order_export"), query)
+    assert response.status_code == 200 and response.streaming
+    assert response["Content-Type"].startswith("text/csv")
+    return response, b"".join(response.streaming_content).decode()
+
+
+# Partner-supplied text a spreadsheet would run as a formula, and what the CSV holds instead: an
+# apostrophe wherever a cell may start, at the start of the value, or inside it where a spreadsheet that
+# splits on ";" (ru-RU) or tabs, or ends a row at a line break (its quotes no longer lining up), starts one.
+HOSTILE_TEXT = {
+    '=HYPERLINK("http://evil")': "'=HYPERLINK(\"http://evil\")",
+    "@user": "'@user",
+    "ord;=2+3;x": "ord;'=2+3;x",
+    'a;"=1+1': "a;\"'=1+1",
+    "x\n=cmd|' /C calc'!A0": "x\n'=cmd|' /C calc'!A0",
+    "tab\t-1+1": "tab\t'-1+1",
+    'q"; +1+1': "q\"; '+1+1",
+    "Sale, -50% and 1+1=2": "Sale, -50% and 1+1=2",  # our own separator is inside quotes: left alone
+}
+TEXT_COLUMNS = {"order_number": "order number", "click_id": "click id (user)", "offer_name": "offer name",
+                "offer_id": "offer id"}
+
+
+def test_csv_quotes_every_field_and_never_starts_a_cell_with_a_formula(staff_client):
+    sent = iter(HOSTILE_TEXT)
+    orders = {f"EPN-F{number}": {field: next(sent) for field in TEXT_COLUMNS} for number in range(2)}
+    for uniq_id, values in orders.items():
+        assert ingest(raw_get(uniq_id=uniq_id, **values)).outcome == "created"
+    assert Order.objects.get(uniq_id="EPN-F1").order_number == "x\n=cmd|' /C calc'!A0"  # stored as sent
+
+    _response, content = export(staff_client)
+    for delimiter in (",", ";", "\t"):
+        cells = [cell for row in csv.reader(io.StringIO(content), delimiter=delimiter) for cell in row]
+        assert cells and [cell for cell in cells if cell.lstrip(' "')[:1] in tuple("=+-@\t\r")] == []
+    assert content.startswith('"id","partner","unique id",')  # every field quoted, the header too
+    header, *rows = csv.reader(io.StringIO(content))
+    exported = {(row[header.index("unique id")], field): row[header.index(column)]
+                for row in rows for field, column in TEXT_COLUMNS.items()}
+    assert {exported[uniq_id, field]: value for uniq_id, values in orders.items()
+            for field, value in values.items()} == {guarded: sent for sent, guarded in HOSTILE_TEXT.items()}
+
+
+def test_csv_writes_amounts_in_plain_notation(staff_client):
+    ingest(raw_get(uniq_id="EPN-TON", currency="TON", revenue="0.000000001", commission_fee="0.00000001"))
+    _response, content = export(staff_client)
+    header, row = csv.reader(io.StringIO(content))
+    assert (row[header.index("revenue")], row[header.index("commission")]) == ("0.000000001", "0.000000010")
 
 
 # --- input the list answers with ?e=1 and the totals and the CSV with 400 -------------------------
