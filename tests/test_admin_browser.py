@@ -57,6 +57,18 @@ def wait_for(driver, selector, timeout=10):
                                                                                                   selector)))
 
 
+def load_page(driver, action, ready_selector, timeout=10):
+    """Run `action` (a click or a submit that loads a new page) and wait for that page.
+
+    First for the old page to go (its root element turns stale), then for `ready_selector` on the new
+    one: a selector alone that the old page also matches would let the test read the old page.
+    """
+    old_page = driver.find_element(By.TAG_NAME, "html")
+    action()
+    WebDriverWait(driver, timeout).until(expected_conditions.staleness_of(old_page))
+    return wait_for(driver, ready_selector, timeout)
+
+
 def rows_text(driver):
     return [row.text for row in driver.find_elements(By.CSS_SELECTOR, "#result_list tbody tr")]
 
@@ -73,22 +85,20 @@ def test_staff_journey_through_the_admin(browser, live_server, settings):
     browser.get(admin_url)
     browser.find_element(By.NAME, "username").send_keys("boss")
     browser.find_element(By.NAME, "password").send_keys(PASSWORD)
-    browser.find_element(By.CSS_SELECTOR, "input[type=submit]").click()
-    wait_for(browser, "#user-tools")
+    load_page(browser, browser.find_element(By.CSS_SELECTOR, "input[type=submit]").click, "#user-tools")
 
     # Filter by status in the sidebar, then search by an exact unique id.
     browser.get(f"{admin_url}orders/order/")
     assert len(rows_text(browser)) == 4
     totals = wait_for(browser, "#order-totals-table")
     assert "USD" in totals.text and "10.5" in totals.text
-    browser.find_element(By.LINK_TEXT, "pending (on hold)").click()
-    wait_for(browser, "#changelist-filter li.selected")
+    load_page(browser, browser.find_element(By.LINK_TEXT, "pending (on hold)").click,
+              "#changelist-filter li.selected a[href='?order_status__exact=pending']")
     assert [text.split()[1] for text in rows_text(browser)] == ["EPN-1"]
     browser.get(f"{admin_url}orders/order/")
     search = browser.find_element(By.ID, "searchbar")
     search.send_keys("EPN-2")
-    search.submit()
-    wait_for(browser, "#changelist-search")
+    load_page(browser, search.submit, "#searchbar[value='EPN-2']")
     assert [text.split()[1] for text in rows_text(browser)] == ["EPN-2"]
 
     # Open EPN-1's first row: its whole history, and the current status despite the late pending.
@@ -110,8 +120,8 @@ def test_staff_journey_through_the_admin(browser, live_server, settings):
     browser.get(f"{admin_url}orders/delivery/?outcome__exact=invalid")
     browser.find_element(By.CSS_SELECTOR, f"input.action-select[value='{invalid.pk}']").click()
     browser.find_element(By.CSS_SELECTOR, "select[name=action] option[value=replay]").click()
-    browser.find_element(By.CSS_SELECTOR, "button[name=index]").click()
-    message = wait_for(browser, "ul.messagelist li").text
+    message = load_page(browser, browser.find_element(By.CSS_SELECTOR, "button[name=index]").click,
+                        "ul.messagelist li").text
     assert message.startswith(f"Доставка №{invalid.pk}: по-прежнему некорректна: revenue")
     invalid.refresh_from_db()
     assert invalid.replayed_at is not None
