@@ -235,8 +235,11 @@ def measure(repeat: int) -> list[tuple[str, str, list[float]]]:
     sample = middle.order_by("pk").first()
     order_list = reverse("admin:orders_order_changelist")
     pages = [
-        ("order list, default first page", order_list),
-        ("order list filtered by status", f"{order_list}?{urlencode({'order_status__exact': 'completed'})}"),
+        ("order list, default first page (orders at their current status)", order_list),
+        ("order list, current status completed", f"{order_list}?{urlencode({'order_status__exact': 'completed'})}"),
+        ("order list, current status waiting", f"{order_list}?{urlencode({'order_status__exact': 'waiting'})}"),
+        ("order list, currency TON (1 %)", f"{order_list}?{urlencode({'currency__exact': 'TON'})}"),
+        ("order list of status events", f"{order_list}?{urlencode({'rows': 'events'})}"),
         ("order list searched by exact uniq_id", f"{order_list}?{urlencode({'q': sample.uniq_id})}"),
         ("order detail page", reverse("admin:orders_order_change", args=[sample.pk])),
         ("delivery list", reverse("admin:orders_delivery_changelist")),

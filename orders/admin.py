@@ -9,16 +9,27 @@ Three things the stock admin does that a million-row InnoDB table cannot afford,
   MIN and MAX, months and days from the calendar.
 Sorting is limited to the received time, which every list index ends with; any other sort would be a
 filesort of the whole table. Totals run in their own request so the list never waits for them, and
-above the count limit only when asked for.
+above the count limit only when asked for. Filtering is limited to the lists' own filters, date
+hierarchy and search: any other field lookup in the query string could be a scan, and is refused.
+
+The ledger keeps a row per status event, so an order that went waiting -> completed has two rows. The
+order list, its count, its totals and its CSV therefore hold orders, each at its current status (the
+row with Order.is_current, served by the (is_current, created_at) index), unless staff switch to
+status events (RowsFilter); every label says which of the two is shown.
 """
 
 import csv
 import json
-from datetime import datetime, time, timedelta
+import re
+from datetime import UTC, datetime, time, timedelta
+from decimal import Decimal
 from functools import cached_property
+from typing import NamedTuple
 
 from django.contrib import admin, messages
 from django.contrib.admin.options import IncorrectLookupParameters
+from django.contrib.admin.views.main import ChangeList
+from django.core.exceptions import BadRequest
 from django.core.paginator import Paginator
 from django.db.models import Count, OuterRef, Subquery, Sum
 from django.http import StreamingHttpResponse
@@ -27,8 +38,7 @@ from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.dateparse import parse_date
 from django.utils.html import format_html
-from django.utils.text import capfirst
-from django.utils.translation import gettext
+from django.utils.translation import gettext, ngettext_lazy
 from django.utils.translation import gettext_lazy as _
 
 from partners.base import OrderStatus
@@ -49,7 +59,15 @@ REPLAY_LIMIT = 1_000
 # An order's detail page lists at most this many of its deliveries (a sender stuck resending one
 # postback can leave thousands).
 DETAIL_DELIVERIES = 200
-FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
+# The order list's query parameter, and its value, for status events instead of orders (RowsFilter).
+ROWS_PARAM = "rows"
+EVENTS = "events"
+# A cell starting with one of these runs as a formula in a spreadsheet.
+FORMULA_PREFIXES = "=+-@\t\r"
+# Where a spreadsheet may start a cell inside one of our quoted CSV values: at the value's start, and
+# after a separator it splits on instead of our comma (";" is the list separator of ru-RU and others; a
+# tab; a line break, which ends the row once the quotes no longer line up), past quotes and spaces.
+CELL_START = re.compile(rf'(^|[;\t\r\n])([ "]*)(?=[{re.escape(FORMULA_PREFIXES)}])')
 
 admin.site.site_header = admin.site.site_title = "epnhook"
 admin.site.site_url = None  # there is no public site to link to
@@ -117,6 +135,72 @@ class PartnerFilter(admin.SimpleListFilter):
         return queryset.filter(partner=self.value()) if self.value() else queryset
 
 
+def shows_events(params) -> bool:
+    """Whether an order list request (its query parameters) asks for status events rather than orders."""
+    return params.get(ROWS_PARAM) == EVENTS
+
+
+class RowsFilter(admin.SimpleListFilter):
+    """What a row of the order list is: an order at its current status (the default), or a status event.
+
+    The ledger keeps a row per status event; counted or summed as they are, an order that went
+    waiting -> completed would count twice, with its money. So by default the list holds each order's
+    current row only (Order.is_current), and every other filter applies to that row: status
+    "completed" means orders whose current status is completed, a currency or a conflict is that of
+    the current status. Staff who want the events ask for them here.
+    """
+
+    title = _("show")
+    parameter_name = ROWS_PARAM
+    template = "admin/orders/rows_filter.html"
+
+    def __init__(self, request, params, model, model_admin):
+        super().__init__(request, params, model, model_admin)
+        if self.value() not in (None, EVENTS):
+            raise IncorrectLookupParameters(f"{ROWS_PARAM}={self.value()!r}: not a choice")
+
+    def lookups(self, request, model_admin):
+        return [(EVENTS, _("status events"))]
+
+    def queryset(self, request, queryset):
+        return queryset if self.value() == EVENTS else queryset.filter(is_current=True)
+
+    def choices(self, changelist):
+        # No "All": the default is the orders, and every row would be the events.
+        yield {
+            "selected": self.value() is None,
+            "query_string": changelist.get_query_string(remove=[ROWS_PARAM]),
+            "display": _("orders, at their current status"),
+        }
+        yield {
+            "selected": self.value() == EVENTS,
+            "query_string": changelist.get_query_string({ROWS_PARAM: EVENTS}),
+            "display": _("status events"),
+        }
+
+
+class StatusFilter(admin.ChoicesFieldListFilter):
+    """The status filter, titled for what it filters on: in the order view, each order's current status."""
+
+    def __init__(self, field, request, params, model, model_admin, field_path):
+        super().__init__(field, request, params, model, model_admin, field_path)
+        if not shows_events(request.GET):
+            self.title = _("current status")
+
+
+def comparable(moment: datetime) -> datetime:
+    """`moment`, if the database can compare a column with it; IncorrectLookupParameters if not.
+
+    Django converts each bound to UTC for the query, which overflows at the ends of the calendar
+    (0001-01-01 00:00 in Moscow is in year 0 in UTC) and would fail the request with a 500.
+    """
+    try:
+        moment.astimezone(UTC)
+    except OverflowError as error:
+        raise IncorrectLookupParameters(f"{moment.date()}: out of range") from error
+    return moment
+
+
 class DateRangeFilter(admin.FieldListFilter):
     """From/to dates (inclusive) on a datetime field, taken as whole days in the current time zone."""
 
@@ -127,17 +211,29 @@ class DateRangeFilter(admin.FieldListFilter):
         self.parameter_to = f"{field_path}__to"
         super().__init__(field, request, params, model, model_admin, field_path)
         # The base class moved our parameters from `params` to used_parameters, as lists.
-        self.dates = {}
+        dates = {}
         for name, values in list(self.used_parameters.items()):
             raw = values[-1] if isinstance(values, list) else values
             self.used_parameters[name] = raw
             if raw:
                 try:
-                    self.dates[name] = parse_date(raw)
+                    dates[name] = parse_date(raw)
                 except ValueError:  # well formed but no such day, like 2026-02-30
-                    self.dates[name] = None
-                if self.dates[name] is None:
+                    dates[name] = None
+                if dates[name] is None:
                     raise IncorrectLookupParameters(f"{name}: not a date")
+        # The bounds as times, checked here so that a day the database cannot compare with (the day
+        # after 9999-12-31, midnight of 0001-01-01 east of UTC) is refused before any query runs.
+        zone = timezone.get_current_timezone()
+        self.bounds = {}
+        if start := dates.get(self.parameter_from):
+            self.bounds[f"{field_path}__gte"] = comparable(datetime.combine(start, time(), zone))
+        if end := dates.get(self.parameter_to):
+            try:
+                after_end = end + timedelta(days=1)
+            except OverflowError as error:
+                raise IncorrectLookupParameters(f"{self.parameter_to}: out of range") from error
+            self.bounds[f"{field_path}__lt"] = comparable(datetime.combine(after_end, time(), zone))
 
     def expected_parameters(self):
         return [self.parameter_from, self.parameter_to]
@@ -146,13 +242,7 @@ class DateRangeFilter(admin.FieldListFilter):
         return True
 
     def queryset(self, request, queryset):
-        zone = timezone.get_current_timezone()
-        if start := self.dates.get(self.parameter_from):
-            queryset = queryset.filter(**{f"{self.field_path}__gte": datetime.combine(start, time(), zone)})
-        if end := self.dates.get(self.parameter_to):
-            end_exclusive = datetime.combine(end + timedelta(days=1), time(), zone)
-            queryset = queryset.filter(**{f"{self.field_path}__lt": end_exclusive})
-        return queryset
+        return queryset.filter(**self.bounds)
 
     def choices(self, changelist):
         # One "choice": the form, with the other parameters of the list kept as hidden inputs.
@@ -176,6 +266,68 @@ def _as_list(value):
     return value if isinstance(value, list) else [value]
 
 
+class RowNames(NamedTuple):
+    """What the rows of a list are, in the words staff read: its title, and its rows counted."""
+
+    title: str
+    counted: str  # ngettext_lazy with a "count" placeholder
+    more_than: str  # with a "limit" placeholder
+
+
+ORDER_ROWS = RowNames(
+    _("Orders at their current status"),
+    ngettext_lazy("%(count)s order", "%(count)s orders", "count"),
+    _("more than %(limit)s orders"),
+)
+STATUS_EVENT_ROWS = RowNames(
+    _("Order status events"),
+    ngettext_lazy("%(count)s status event", "%(count)s status events", "count"),
+    _("more than %(limit)s status events"),
+)
+DELIVERY_ROWS = RowNames(
+    _("Deliveries"),
+    ngettext_lazy("%(count)s delivery", "%(count)s deliveries", "count"),
+    _("more than %(limit)s deliveries"),
+)
+
+
+class FastChangeList(ChangeList):
+    """Django's ChangeList, which refuses any query string it would answer with a 500 or a table scan.
+
+    Django already raises IncorrectLookupParameters (the list redirects to ?e=1) for most bad input,
+    but not for a date hierarchy period that ends after 9999-12-31 or starts before year 1 in UTC,
+    and it filters by any field lookup left over after the list filters, such as `offer_name__icontains`
+    or a `created_at__month` without a year: a scan of the table. Those are refused here too.
+    """
+
+    def get_filters(self, request):
+        try:
+            filters = super().get_filters(request)
+        except (ValueError, OverflowError) as error:  # the end of a year, month or day after 9999-12-31
+            raise IncorrectLookupParameters(error) from error
+        remaining = filters[2]
+        hierarchy = f"{self.date_hierarchy}__gte", f"{self.date_hierarchy}__lt"
+        given = self.get_filters_params()
+        for key, values in remaining.items():
+            # Django puts the date hierarchy's range among the left-over lookups, in place of its year.
+            if key in hierarchy and f"{self.date_hierarchy}__year" in given:
+                for moment in values:
+                    comparable(moment)
+            else:
+                raise IncorrectLookupParameters(f"{key}: not a filter of this list")
+        return filters
+
+    @cached_property
+    def row_names(self) -> RowNames:
+        return self.model_admin.row_names(self.params)
+
+    def count_text(self) -> str:
+        """The rows counted, such as "3 orders", or "more than 10000 orders" when the count stopped."""
+        if self.paginator.count_capped:
+            return self.row_names.more_than % {"limit": self.paginator.count_limit}
+        return self.row_names.counted % {"count": self.result_count}
+
+
 class FastListMixin:
     """What both lists share: the bounded paginator, newest first, and no table-wide sorting."""
 
@@ -185,26 +337,52 @@ class FastListMixin:
     show_facets = admin.ShowFacets.NEVER
     list_per_page = 100
 
+    def get_changelist(self, request, **kwargs):
+        return FastChangeList
+
     def get_sortable_by(self, request):
         return (self.date_field,)
 
+    def row_names(self, params) -> RowNames:
+        """What this list's rows are, for a request with these query parameters."""
+        raise NotImplementedError
+
     def changelist_view(self, request, extra_context=None):
-        # "Orders" rather than Django's "Select order to change": nothing here is changed, and the
-        # Russian "Выберите <nominative> для изменения" does not read well.
-        title = capfirst(self.model._meta.verbose_name_plural)
+        # The rows' own title, such as "Orders at their current status", rather than Django's "Select
+        # order to change": nothing here is changed, and "Выберите <nominative> для изменения" reads badly.
+        title = self.row_names(request.GET).title
         return super().changelist_view(request, {"title": title, **(extra_context or {})})
+
+
+class OrderChangeList(FastChangeList):
+    """The order list, which knows whether it shows orders or status events (see RowsFilter)."""
+
+    @cached_property
+    def shows_events(self) -> bool:
+        return shows_events(self.params)
+
+    def other_rows_url(self) -> str:
+        """This list with the same filters, as status events if it shows orders and the other way round."""
+        if self.shows_events:
+            return self.get_query_string(remove=[ROWS_PARAM])
+        return self.get_query_string({ROWS_PARAM: EVENTS})
 
 
 @admin.register(Order)
 class OrderAdmin(FastListMixin, admin.ModelAdmin):
     date_field = "created_at"
+    # The order view; the status event view adds the event's own status and that of its order.
     list_display = (
+        "partner", "uniq_id", "order_number", "click_id", "order_current_status", "revenue_amount",
+        "commission_amount", "currency", "offer_name", "time_of_order", "created_at",
+    )
+    event_list_display = (
         "partner", "uniq_id", "order_number", "click_id", "status", "current", "revenue_amount",
         "commission_amount", "currency", "offer_name", "time_of_order", "created_at",
     )
     list_filter = (
-        PartnerFilter, "order_status", ("is_current", admin.BooleanFieldListFilter), "currency", "type_id",
-        "has_conflict", ("created_at", DateRangeFilter), ("time_of_order", DateRangeFilter),
+        RowsFilter, PartnerFilter, ("order_status", StatusFilter), "currency", "type_id", "has_conflict",
+        ("created_at", DateRangeFilter), ("time_of_order", DateRangeFilter),
     )
     # Prefix search ('^': LIKE 'x%'), which the index on each column serves; an exact id is a prefix of itself.
     search_fields = ("^uniq_id", "^order_number", "^click_id")
@@ -224,11 +402,23 @@ class OrderAdmin(FastListMixin, admin.ModelAdmin):
     )
 
     def get_queryset(self, request):
+        queryset = super().get_queryset(request)
+        if not shows_events(request.GET):
+            return queryset  # every listed row is its order's current one
         # The key's current status, one primary-key lookup per shown row through the unique index.
         current = Order.objects.filter(
             partner=OuterRef("partner"), uniq_id=OuterRef("uniq_id"), is_current=True
         ).values("order_status")[:1]
-        return super().get_queryset(request).annotate(current_status=Subquery(current))
+        return queryset.annotate(current_status=Subquery(current))
+
+    def get_changelist(self, request, **kwargs):
+        return OrderChangeList
+
+    def get_list_display(self, request):
+        return self.event_list_display if shows_events(request.GET) else self.list_display
+
+    def row_names(self, params) -> RowNames:
+        return STATUS_EVENT_ROWS if shows_events(params) else ORDER_ROWS
 
     # The ledger is written by orders.ingest only: nobody adds, edits or deletes orders here.
     def has_add_permission(self, request):
@@ -253,6 +443,11 @@ class OrderAdmin(FastListMixin, admin.ModelAdmin):
             return format_html("{} ✓", status_badge(order.order_status))
         return status_badge(order.current_status)
 
+    @admin.display(description=_("current status"))
+    def order_current_status(self, order):
+        """The order view's status column: each of its rows is an order's current one."""
+        return status_badge(order.order_status)
+
     @admin.display(description=_("revenue"))
     def revenue_amount(self, order):
         return money(order.revenue)
@@ -272,29 +467,47 @@ class OrderAdmin(FastListMixin, admin.ModelAdmin):
             *super().get_urls(),
         ]
 
-    def filtered_queryset(self, request):
-        """The orders the list shows for this request's filters and search, all pages."""
-        return self.get_changelist_instance(request).queryset
+    def filtered_changelist(self, request):
+        """The list for this request's filters and search, whose queryset is all its rows, every page.
+
+        What the list page answers with a redirect to ?e=1 is a 400 here: the totals and the CSV have
+        no page of their own to fall back to.
+        """
+        try:
+            return self.get_changelist_instance(request)
+        except IncorrectLookupParameters as error:
+            raise BadRequest(f"invalid filter: {error}") from error
 
     def totals_view(self, request):
-        """Revenue and commission per currency for the list's current filter (loaded by the list page)."""
+        """Revenue and commission per currency for the list's current filter (loaded by the list page):
+        of each order at its current status, or of every status event when the list shows those.
+        """
         if not self.has_view_permission(request):
             raise admin.options.PermissionDenied
+        changelist = self.filtered_changelist(request)
         totals = (
-            self.filtered_queryset(request).order_by().values("currency")
-            .annotate(orders=Count("pk"), revenue=Sum("revenue"), commission=Sum("commission_fee"))
+            changelist.queryset.order_by().values("currency")
+            .annotate(rows=Count("pk"), revenue=Sum("revenue"), commission=Sum("commission_fee"))
             .order_by("currency")
         )
-        return TemplateResponse(request, "admin/orders/order/totals.html", {"totals": totals})
+        return TemplateResponse(request, "admin/orders/order/totals.html",
+                                {"totals": totals, "shows_events": changelist.shows_events})
 
     def export_view(self, request):
-        """The filtered list as CSV, streamed in keyset chunks so a million rows never sit in memory."""
+        """The filtered list as CSV, streamed in keyset chunks so a million rows never sit in memory.
+
+        Its file name and its headers say whether it holds orders (at their current status) or
+        status events, as the list does.
+        """
         if not self.has_view_permission(request):
             raise admin.options.PermissionDenied
-        queryset = self.filtered_queryset(request)
-        response = StreamingHttpResponse(csv_lines(export_rows(queryset)), content_type="text/csv; charset=utf-8")
+        changelist = self.filtered_changelist(request)
+        columns = STATUS_EVENT_EXPORT_COLUMNS if changelist.shows_events else ORDER_EXPORT_COLUMNS
+        rows = export_rows(changelist.queryset, columns)
+        response = StreamingHttpResponse(csv_lines(rows), content_type="text/csv; charset=utf-8")
         stamp = timezone.localtime().strftime("%Y%m%d-%H%M")
-        response["Content-Disposition"] = f'attachment; filename="orders-{stamp}.csv"'
+        kind = "order-status-events" if changelist.shows_events else "orders-current-status"
+        response["Content-Disposition"] = f'attachment; filename="{kind}-{stamp}.csv"'
         return response
 
     def change_view(self, request, object_id, form_url="", extra_context=None):
@@ -314,24 +527,35 @@ class OrderAdmin(FastListMixin, admin.ModelAdmin):
         return super().change_view(request, object_id, form_url, {**extra, **(extra_context or {})})
 
 
-EXPORT_COLUMNS = (
-    ("id", _("id")), ("partner", _("partner")), ("uniq_id", _("unique id")), ("order_number", _("order number")),
-    ("click_id", _("click id (user)")), ("order_status", _("status")), ("current_status", _("current status")),
+# The CSV's columns: (field, header). Each starts with the id, which export_rows pages by. An order
+# row's status is its order's current status; a status event row carries both.
+_ORDER_FIELDS = (
+    ("partner", _("partner")), ("uniq_id", _("unique id")), ("order_number", _("order number")),
+    ("click_id", _("click id (user)")),
+)
+_DETAIL_FIELDS = (
     ("revenue", _("revenue")), ("commission_fee", _("commission")), ("currency", _("currency")),
     ("offer_name", _("offer name")), ("offer_id", _("offer id")), ("type_id", _("offer type")),
     ("time_of_order", _("time of order")), ("created_at", _("received")), ("has_conflict", _("conflict")),
 )
+ORDER_EXPORT_COLUMNS = (
+    ("id", _("id")), *_ORDER_FIELDS, ("order_status", _("current status")), *_DETAIL_FIELDS,
+)
+STATUS_EVENT_EXPORT_COLUMNS = (
+    ("id", _("status event id")), *_ORDER_FIELDS, ("order_status", _("status of the event")),
+    ("current_status", _("current status of the order")), *_DETAIL_FIELDS,
+)
 
 
-def export_rows(queryset):
-    """Header, then one row per order, newest first, read EXPORT_CHUNK rows per query.
+def export_rows(queryset, columns):
+    """Header, then one row per listed row, newest first, read EXPORT_CHUNK rows per query.
 
     Keyset pagination on the primary key rather than QuerySet.iterator(): MySQLdb buffers a whole
     result set on the client, so an iterator over a million rows would hold them all at once. Only
     the exported columns are read, as tuples: no raw payload to fetch and decode, no model per row.
     """
-    yield [str(label) for _name, label in EXPORT_COLUMNS]
-    queryset = queryset.order_by("-pk").values_list(*(name for name, _label in EXPORT_COLUMNS))
+    yield [str(header) for _name, header in columns]
+    queryset = queryset.order_by("-pk").values_list(*(name for name, _header in columns))
     last_pk = None
     while True:
         chunk = list(queryset.filter(pk__lt=last_pk)[:EXPORT_CHUNK] if last_pk else queryset[:EXPORT_CHUNK])
@@ -339,15 +563,18 @@ def export_rows(queryset):
             yield [_csv_value(value) for value in row]
         if len(chunk) < EXPORT_CHUNK:
             return
-        last_pk = chunk[-1][0]  # EXPORT_COLUMNS starts with the id
+        last_pk = chunk[-1][0]  # the columns start with the id
 
 
 def _csv_value(value):
     if isinstance(value, datetime):
         return timezone.localtime(value).isoformat()
+    if isinstance(value, Decimal):
+        return format(value, "f")  # str() writes a TON amount such as 0.000000001 as 1E-9
     text = "" if value is None else str(value)
-    # Partner-supplied text opens in a spreadsheet: a leading =, +, - or @ would run as a formula.
-    return "'" + text if text[:1] in FORMULA_PREFIXES else text
+    # Partner-supplied text opens in a spreadsheet: wherever a cell may start (see CELL_START), a
+    # leading =, +, - or @ would run as a formula; an apostrophe before it makes it text.
+    return CELL_START.sub(r"\1\2'", text)
 
 
 class _Echo:
@@ -356,7 +583,8 @@ class _Echo:
 
 
 def csv_lines(rows):
-    writer = csv.writer(_Echo())
+    # Every field quoted: a spreadsheet splitting on our comma never splits inside a value.
+    writer = csv.writer(_Echo(), quoting=csv.QUOTE_ALL)
     for row in rows:
         yield writer.writerow(row)
 
@@ -376,6 +604,9 @@ class DeliveryAdmin(FastListMixin, admin.ModelAdmin):
         "order_link", "spool_id", "processed_at", "replayed_at",
     )
     readonly_fields = fields
+
+    def row_names(self, params) -> RowNames:
+        return DELIVERY_ROWS
 
     # Deliveries are the record of what arrived: never added, edited or deleted by hand. The change
     # permission only decides who may replay them.

@@ -1,6 +1,7 @@
 """The admin driven by a real headless Chromium (Debian's chromium and chromedriver, through Selenium).
 
-One journey, as staff would make it: log in, filter and search, open an order (history and current
+One journey, as staff would make it: log in, read the orders (one row each, at the current status)
+and their totals, switch to status events, filter and search, open an order (history and current
 status), switch to Russian, replay a delivery, download the CSV. A failure leaves a screenshot in
 test-artifacts/.
 """
@@ -57,8 +58,37 @@ def wait_for(driver, selector, timeout=10):
                                                                                                   selector)))
 
 
+def load_page(driver, action, ready_selector, timeout=10):
+    """Run `action` (a click or a submit that loads a new page) and wait for that page.
+
+    First for the old page to go (its root element turns stale), then for `ready_selector` on the new
+    one: a selector alone that the old page also matches would let the test read the old page.
+    """
+    old_page = driver.find_element(By.TAG_NAME, "html")
+    action()
+    WebDriverWait(driver, timeout).until(expected_conditions.staleness_of(old_page))
+    return wait_for(driver, ready_selector, timeout)
+
+
 def rows_text(driver):
     return [row.text for row in driver.find_elements(By.CSS_SELECTOR, "#result_list tbody tr")]
+
+
+def listed_uniq_ids(driver):
+    return [text.split()[1] for text in rows_text(driver)]  # the columns start with partner, unique id
+
+
+def totals_rows(driver):
+    """The totals table once loaded, {currency: [count, revenue, commission]} as shown."""
+    wait_for(driver, "#order-totals-table")
+    rows = driver.find_elements(By.CSS_SELECTOR, "#order-totals-table tbody tr")
+    return {cells[0]: cells[1:] for cells in ([cell.text for cell in row.find_elements(By.TAG_NAME, "td")]
+                                              for row in rows)}
+
+
+def totals_counted(driver):
+    """What the totals count, as the header of their count column says (its text, not its CSS capitals)."""
+    return driver.find_elements(By.CSS_SELECTOR, "#order-totals-table th")[1].get_attribute("textContent")
 
 
 @pytest.mark.django_db(transaction=True)
@@ -73,23 +103,40 @@ def test_staff_journey_through_the_admin(browser, live_server, settings):
     browser.get(admin_url)
     browser.find_element(By.NAME, "username").send_keys("boss")
     browser.find_element(By.NAME, "password").send_keys(PASSWORD)
-    browser.find_element(By.CSS_SELECTOR, "input[type=submit]").click()
-    wait_for(browser, "#user-tools")
+    load_page(browser, browser.find_element(By.CSS_SELECTOR, "input[type=submit]").click, "#user-tools")
 
-    # Filter by status in the sidebar, then search by an exact unique id.
+    # The order list: one row per order at its current status (EPN-1 went waiting -> completed -> a
+    # late pending), and totals that count each order once, with the money of that status.
     browser.get(f"{admin_url}orders/order/")
-    assert len(rows_text(browser)) == 4
-    totals = wait_for(browser, "#order-totals-table")
-    assert "USD" in totals.text and "10.5" in totals.text
-    browser.find_element(By.LINK_TEXT, "pending (on hold)").click()
-    wait_for(browser, "#changelist-filter li.selected")
-    assert [text.split()[1] for text in rows_text(browser)] == ["EPN-1"]
+    assert browser.find_element(By.TAG_NAME, "h1").text == "Orders at their current status"
+    assert browser.find_element(By.ID, "list-rows").text.startswith("One row per order, at its current status")
+    assert listed_uniq_ids(browser) == ["EPN-2", "EPN-1"]
+    assert "completed (confirmed)" in rows_text(browser)[1]
+    assert browser.find_element(By.CSS_SELECTOR, "p.paginator").text == "2 orders"
+    assert totals_rows(browser) == {"RUB": ["1", "1500.00", "100.00"], "USD": ["1", "10.50", "1.25"]}
+    assert "Each order counted once" in browser.find_element(By.ID, "order-totals-rows").text
+    assert totals_counted(browser) == "orders"
+
+    # Every status event, when asked for: EPN-1's three statuses are three rows, counted as events.
+    load_page(browser, browser.find_element(By.LINK_TEXT, "Show every status event").click, "#list-rows")
+    assert browser.find_element(By.TAG_NAME, "h1").text == "Order status events"
+    assert listed_uniq_ids(browser) == ["EPN-2", "EPN-1", "EPN-1", "EPN-1"]
+    assert browser.find_element(By.CSS_SELECTOR, "p.paginator").text == "4 status events"
+    assert totals_rows(browser) == {"RUB": ["3", "4500.00", "300.00"], "USD": ["1", "10.50", "1.25"]}
+    assert "Every status event counted" in browser.find_element(By.ID, "order-totals-rows").text
+    assert totals_counted(browser) == "status events"
+
+    # Back to orders; filter by status in the sidebar (the current status), then search by an exact id.
+    load_page(browser, browser.find_element(By.LINK_TEXT, "Show orders at their current status").click,
+              "#list-rows")
+    load_page(browser, browser.find_element(By.LINK_TEXT, "completed (confirmed)").click,
+              "#changelist-filter li.selected a[href='?order_status__exact=completed']")
+    assert listed_uniq_ids(browser) == ["EPN-1"]
     browser.get(f"{admin_url}orders/order/")
     search = browser.find_element(By.ID, "searchbar")
     search.send_keys("EPN-2")
-    search.submit()
-    wait_for(browser, "#changelist-search")
-    assert [text.split()[1] for text in rows_text(browser)] == ["EPN-2"]
+    load_page(browser, search.submit, "#searchbar[value='EPN-2']")
+    assert listed_uniq_ids(browser) == ["EPN-2"]
 
     # Open EPN-1's first row: its whole history, and the current status despite the late pending.
     waiting = Order.objects.get(uniq_id="EPN-1", order_status="waiting")
@@ -110,19 +157,21 @@ def test_staff_journey_through_the_admin(browser, live_server, settings):
     browser.get(f"{admin_url}orders/delivery/?outcome__exact=invalid")
     browser.find_element(By.CSS_SELECTOR, f"input.action-select[value='{invalid.pk}']").click()
     browser.find_element(By.CSS_SELECTOR, "select[name=action] option[value=replay]").click()
-    browser.find_element(By.CSS_SELECTOR, "button[name=index]").click()
-    message = wait_for(browser, "ul.messagelist li").text
+    message = load_page(browser, browser.find_element(By.CSS_SELECTOR, "button[name=index]").click,
+                        "ul.messagelist li").text
     assert message.startswith(f"Доставка №{invalid.pk}: по-прежнему некорректна: revenue")
     invalid.refresh_from_db()
     assert invalid.replayed_at is not None
 
-    # Download the CSV of the current-rows filter and read it back.
-    browser.get(f"{admin_url}orders/order/?is_current__exact=1")
+    # The order list in Russian says what its rows are; download its CSV and read it back.
+    browser.get(f"{admin_url}orders/order/")
+    assert browser.find_element(By.TAG_NAME, "h1").text == "Заказы по текущему статусу"
+    assert browser.find_element(By.CSS_SELECTOR, "p.paginator").text == "2 заказа"
     browser.find_element(By.ID, "export-csv").click()
     deadline = time.monotonic() + 15
-    while time.monotonic() < deadline and not list(browser.downloads.glob("orders-*.csv")):
+    while time.monotonic() < deadline and not list(browser.downloads.glob("orders-current-status-*.csv")):
         time.sleep(0.1)
-    [download] = browser.downloads.glob("orders-*.csv")
+    [download] = browser.downloads.glob("orders-current-status-*.csv")
     rows = list(csv.reader(io.StringIO(download.read_text(encoding="utf-8"))))
-    assert rows[0][2] == "уникальный id"
+    assert rows[0][2] == "уникальный id" and rows[0][5] == "текущий статус"
     assert sorted((row[2], row[5]) for row in rows[1:]) == [("EPN-1", "completed"), ("EPN-2", "waiting")]

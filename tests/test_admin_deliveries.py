@@ -28,6 +28,16 @@ def test_list_filters(staff_client, query, expected):
     assert len(response.context["cl"].result_list) == expected
 
 
+@pytest.mark.parametrize("query", [
+    {"received_at__to": "9999-12-31"}, {"received_at__from": "0001-01-01"}, {"received_at__from": "x"},
+    {"error__icontains": "revenue"}, {"foo": "1"},
+], ids=lambda query: "&".join(f"{k}={v}" for k, v in query.items()))
+def test_bad_filter_input_sends_the_list_back_to_its_start(staff_client, query):
+    load_orders()
+    response = staff_client.get(reverse(LIST), query)
+    assert response.status_code == 302 and response.url.endswith("?e=1")
+
+
 def test_detail_shows_the_request_as_received(staff_client):
     load_orders()
     invalid = Delivery.objects.get(outcome="invalid")

@@ -2,7 +2,9 @@
 
 import csv
 import io
+import re
 from datetime import timedelta
+from decimal import Decimal
 
 import pytest
 from django.contrib.auth.models import User
@@ -26,28 +28,53 @@ def listed_uniq_ids(response):
     return sorted(order.uniq_id for order in response.context["cl"].result_list)
 
 
-def test_list_shows_every_row_with_badges_and_current_status(staff_client):
+def test_the_list_shows_orders_at_their_current_status_by_default(staff_client):
     load_orders()
     response = staff_client.get(reverse(LIST))
     assert response.status_code == 200
-    assert len(response.context["cl"].result_list) == 4
+    assert [(row.uniq_id, row.order_status) for row in response.context["cl"].result_list] == [
+        ("EPN-2", "waiting"), ("EPN-1", "completed"),  # EPN-1's late pending is not its status
+    ]
     content = response.content.decode()
+    assert "<h1>Orders at their current status</h1>" in content
+    assert "One row per order, at its current status" in content and "2 orders" in content
     assert 'class="badge"' in content and "completed (confirmed)" in content
     assert "Download CSV" in content and "data-autoload" in content
+
+
+def test_status_events_are_shown_when_asked_for_and_labelled_as_such(staff_client):
+    load_orders()
+    response = staff_client.get(reverse(LIST), {"rows": "events"})
+    rows = response.context["cl"].result_list
+    assert [(row.uniq_id, row.order_status, row.current_status) for row in rows] == [
+        ("EPN-2", "waiting", "waiting"), ("EPN-1", "pending", "completed"),
+        ("EPN-1", "completed", "completed"), ("EPN-1", "waiting", "completed"),
+    ]
+    content = response.content.decode()
+    assert "<h1>Order status events</h1>" in content
+    assert "One row per status event" in content and "4 status events" in content
+    assert "Show orders at their current status" in content
+    assert "orders" not in response.context["cl"].count_text()
 
 
 @pytest.mark.parametrize(
     ("query", "expected"),
     [
-        ({"order_status__exact": "pending"}, ["EPN-1"]),
-        ({"is_current__exact": "1"}, ["EPN-1", "EPN-2"]),
+        ({}, ["EPN-1", "EPN-2"]),
+        ({"order_status__exact": "completed"}, ["EPN-1"]),
+        ({"order_status__exact": "pending"}, []),  # EPN-1 had a pending event, but it is completed
+        ({"order_status__exact": "waiting"}, ["EPN-2"]),
         ({"currency__exact": "USD"}, ["EPN-2"]),
         ({"has_conflict__exact": "1"}, ["EPN-2"]),
-        ({"partner": "epn_bz", "order_status__exact": "waiting"}, ["EPN-1", "EPN-2"]),
+        ({"partner": "epn_bz", "order_status__exact": "waiting"}, ["EPN-2"]),
         ({"q": "EPN-2"}, ["EPN-2"]),
-        ({"q": "SHOP-"}, ["EPN-1", "EPN-1", "EPN-1", "EPN-2"]),  # prefix
-        ({"q": "user-1"}, ["EPN-1", "EPN-1", "EPN-1"]),
+        ({"q": "SHOP-"}, ["EPN-1", "EPN-2"]),  # prefix
+        ({"q": "user-1"}, ["EPN-1"]),
         ({"q": "PN-2"}, []),  # not a substring search: only exact values and prefixes
+        ({"rows": "events"}, ["EPN-1", "EPN-1", "EPN-1", "EPN-2"]),
+        ({"rows": "events", "order_status__exact": "pending"}, ["EPN-1"]),
+        ({"rows": "events", "order_status__exact": "waiting"}, ["EPN-1", "EPN-2"]),
+        ({"rows": "events", "q": "user-1"}, ["EPN-1", "EPN-1", "EPN-1"]),
     ],
 )
 def test_filters_and_search(staff_client, query, expected):
@@ -57,17 +84,19 @@ def test_filters_and_search(staff_client, query, expected):
     assert listed_uniq_ids(response) == expected
 
 
-def test_current_filter_shows_the_final_status_despite_a_later_pending(staff_client):
+def test_the_status_filter_is_titled_for_what_it_filters(staff_client):
     load_orders()
-    response = staff_client.get(reverse(LIST), {"is_current__exact": "1", "q": "EPN-1"})
-    assert [order.order_status for order in response.context["cl"].result_list] == ["completed"]
+    titles = [spec.title for spec in staff_client.get(reverse(LIST)).context["cl"].filter_specs]
+    assert "current status" in titles and "status" not in titles
+    titles = [spec.title for spec in staff_client.get(reverse(LIST), {"rows": "events"}).context["cl"].filter_specs]
+    assert "status" in titles and "current status" not in titles
 
 
 def test_date_range_filters_take_whole_days_in_the_current_time_zone(staff_client):
     load_orders()
     Order.objects.filter(uniq_id="EPN-2").update(created_at=timezone.now() - timedelta(days=40))
     today = timezone.localdate().isoformat()
-    response = staff_client.get(reverse(LIST), {"created_at__from": today, "created_at__to": today})
+    response = staff_client.get(reverse(LIST), {"created_at__from": today, "created_at__to": today, "rows": "events"})
     assert listed_uniq_ids(response) == ["EPN-1"] * 3
     response = staff_client.get(reverse(LIST), {"created_at__to": (timezone.localdate() - timedelta(days=30))})
     assert listed_uniq_ids(response) == ["EPN-2"]
@@ -84,18 +113,26 @@ def test_date_hierarchy_lists_years_from_min_and_max(staff_client):
     for year in range(this_year - 2, this_year + 1):
         assert f"created_at__year={year}" in content
     response = staff_client.get(reverse(LIST), {"created_at__year": this_year})
-    assert listed_uniq_ids(response) == ["EPN-1"] * 3
+    assert listed_uniq_ids(response) == ["EPN-1"]
+    # The years span the whole table whatever the filter: MIN and MAX under the order view's filters
+    # would read every matching row (see fast_date_hierarchy).
+    response = staff_client.get(reverse(LIST), {"order_status__exact": "completed"})
+    assert listed_uniq_ids(response) == ["EPN-1"] and f"created_at__year={this_year - 2}" in response.content.decode()
 
 
 def test_count_is_bounded_and_says_more_than(staff_client, monkeypatch):
     load_orders()
     monkeypatch.setattr(orders_admin.BoundedCountPaginator, "count_limit", 2)
-    response = staff_client.get(reverse(LIST))
+    # Two orders are within the limit; their four status events are not.
+    content = staff_client.get(reverse(LIST)).content.decode()
+    assert "2 orders" in content and "more than" not in content and "data-autoload" in content
+    response = staff_client.get(reverse(LIST), {"rows": "events"})
     assert response.context["cl"].paginator.count == 3
     content = response.content.decode()
-    assert "more than 2 orders" in content
-    assert "more than 2 results" in staff_client.get(reverse(LIST), {"q": "EPN-1"}).content.decode()
+    assert "more than 2 status events" in content
+    assert "Calculate totals (more than 2 status events: this reads all of them)" in content
     assert 'id="load-totals"' in content and "data-autoload" not in content  # totals only on request
+    assert "more than 2 results" in staff_client.get(reverse(LIST), {"rows": "events", "q": "EPN-1"}).content.decode()
 
 
 def test_detail_shows_history_deliveries_and_current_status_read_only(staff_client):
@@ -116,34 +153,264 @@ def test_detail_shows_history_deliveries_and_current_status_read_only(staff_clie
     assert waiting.revenue == 1500
 
 
+def totals(client, **query):
+    """The totals page's rows, {currency: (rows, revenue, commission)}, with the amounts as Decimals."""
+    response = client.get(reverse("admin:orders_order_totals"), query)
+    assert response.status_code == 200
+    rows = {row["currency"]: (row["rows"], row["revenue"], row["commission"]) for row in response.context["totals"]}
+    # Compared with Decimals below, where a float that happens to equal one would pass too.
+    assert all(isinstance(amount, Decimal) for _count, *amounts in rows.values() for amount in amounts)
+    return rows
+
+
 def test_totals_per_currency_for_the_filter(staff_client):
     load_orders()
-    response = staff_client.get(reverse("admin:orders_order_totals"))
-    totals = {row["currency"]: row for row in response.context["totals"]}
-    assert totals["RUB"]["orders"] == 3 and totals["RUB"]["revenue"] == 4500
-    assert totals["USD"]["revenue"] == pytest.approx(10.5) and totals["USD"]["commission"] == pytest.approx(1.25)
-    response = staff_client.get(reverse("admin:orders_order_totals"), {"currency__exact": "USD"})
-    assert [row["currency"] for row in response.context["totals"]] == ["USD"]
+    # EPN-1 went waiting -> completed -> pending: one order, counted once with the money of `completed`.
+    assert totals(staff_client) == {"RUB": (1, Decimal("1500"), Decimal("100")),
+                                    "USD": (1, Decimal("10.5"), Decimal("1.25"))}
+    assert totals(staff_client, rows="events") == {"RUB": (3, Decimal("4500"), Decimal("300")),
+                                                   "USD": (1, Decimal("10.5"), Decimal("1.25"))}
+    assert totals(staff_client, currency__exact="USD") == {"USD": (1, Decimal("10.5"), Decimal("1.25"))}
+    content = staff_client.get(reverse("admin:orders_order_totals")).content.decode()
+    assert "Each order counted once, with its money at its current status." in content
+    assert "<th>orders</th>" in content and "status events" not in content
+    content = staff_client.get(reverse("admin:orders_order_totals"), {"rows": "events"}).content.decode()
+    assert "Every status event counted" in content and "<th>status events</th>" in content
 
 
-def test_csv_export_streams_the_filtered_rows_in_chunks(staff_client, monkeypatch):
+def export(client, **query):
+    response = client.get(reverse("admin:orders_order_export"), query)
+    assert response.status_code == 200 and response.streaming
+    assert response["Content-Type"].startswith("text/csv")
+    return response, b"".join(response.streaming_content).decode()
+
+
+def test_csv_export_streams_the_filtered_orders_in_chunks(staff_client, monkeypatch):
     load_orders()
-    monkeypatch.setattr(orders_admin, "EXPORT_CHUNK", 2)  # several keyset chunks for four rows
-    response = staff_client.get(reverse("admin:orders_order_export"), {"q": "EPN-1"})
-    assert response.streaming and response["Content-Type"].startswith("text/csv")
-    rows = list(csv.reader(io.StringIO(b"".join(response.streaming_content).decode())))
-    assert rows[0][:3] == ["id", "partner", "unique id"]
-    body = rows[1:]
+    monkeypatch.setattr(orders_admin, "EXPORT_CHUNK", 2)  # several keyset chunks
+    response, content = export(staff_client)
+    assert re.fullmatch(r'attachment; filename="orders-current-status-\d{8}-\d{4}\.csv"',
+                        response["Content-Disposition"])
+    header, *body = csv.reader(io.StringIO(content))
+    assert header[:7] == ["id", "partner", "unique id", "order number", "click id (user)", "current status",
+                          "revenue"]
+    assert "status" not in header and "current status of the order" not in header
+    assert [(row[2], row[5], row[6]) for row in body] == [("EPN-2", "waiting", "10.500000000"),
+                                                          ("EPN-1", "completed", "1500.000000000")]
+    assert body[0][13].endswith("+03:00")  # received, in TIME_ZONE (Europe/Moscow)
+
+
+def test_csv_export_of_status_events_says_so(staff_client, monkeypatch):
+    load_orders()
+    monkeypatch.setattr(orders_admin, "EXPORT_CHUNK", 2)  # several keyset chunks for three rows
+    response, content = export(staff_client, rows="events", q="EPN-1")
+    assert re.fullmatch(r'attachment; filename="order-status-events-\d{8}-\d{4}\.csv"',
+                        response["Content-Disposition"])
+    header, *body = csv.reader(io.StringIO(content))
+    assert header[:7] == ["status event id", "partner", "unique id", "order number", "click id (user)",
+                          "status of the event", "current status of the order"]
     assert [row[5] for row in body] == ["pending", "completed", "waiting"]
     assert {row[6] for row in body} == {"completed"}
-    assert body[0][14].endswith("+03:00")  # received, in TIME_ZONE (Europe/Moscow)
+    assert body[0][14].endswith("+03:00")
 
 
-def test_csv_never_starts_a_cell_with_a_formula(staff_client):
-    ingest(raw_get(uniq_id="EPN-F", offer_name="=HYPERLINK(\"http://evil\")", click_id="@user"))
-    response = staff_client.get(reverse("admin:orders_order_export"))
-    [row] = list(csv.reader(io.StringIO(b"".join(response.streaming_content).decode())))[1:]
-    assert row[10] == "'=HYPERLINK(\"http://evil\")" and row[4] == "'@user"
+# Partner-supplied text a spreadsheet would run as a formula, and what the CSV holds instead: an
+# apostrophe wherever a cell may start, at the start of the value, or inside it where a spreadsheet that
+# splits on ";" (ru-RU) or tabs, or ends a row at a line break (its quotes no longer lining up), starts one.
+HOSTILE_TEXT = {
+    '=HYPERLINK("http://evil")': "'=HYPERLINK(\"http://evil\")",
+    "@user": "'@user",
+    "ord;=2+3;x": "ord;'=2+3;x",
+    'a;"=1+1': "a;\"'=1+1",
+    "x\n=cmd|' /C calc'!A0": "x\n'=cmd|' /C calc'!A0",
+    "tab\t-1+1": "tab\t'-1+1",
+    'q"; +1+1': "q\"; '+1+1",
+    "Sale, -50% and 1+1=2": "Sale, -50% and 1+1=2",  # our own separator is inside quotes: left alone
+}
+TEXT_COLUMNS = {"order_number": "order number", "click_id": "click id (user)", "offer_name": "offer name",
+                "offer_id": "offer id"}
+
+
+def test_csv_quotes_every_field_and_never_starts_a_cell_with_a_formula(staff_client):
+    sent = iter(HOSTILE_TEXT)
+    orders = {f"EPN-F{number}": {field: next(sent) for field in TEXT_COLUMNS} for number in range(2)}
+    for uniq_id, values in orders.items():
+        assert ingest(raw_get(uniq_id=uniq_id, **values)).outcome == "created"
+    assert Order.objects.get(uniq_id="EPN-F1").order_number == "x\n=cmd|' /C calc'!A0"  # stored as sent
+
+    _response, content = export(staff_client)
+    for delimiter in (",", ";", "\t"):
+        cells = [cell for row in csv.reader(io.StringIO(content), delimiter=delimiter) for cell in row]
+        assert cells and [cell for cell in cells if cell.lstrip(' "')[:1] in tuple("=+-@\t\r")] == []
+    assert content.startswith('"id","partner","unique id",')  # every field quoted, the header too
+    header, *rows = csv.reader(io.StringIO(content))
+    exported = {(row[header.index("unique id")], field): row[header.index(column)]
+                for row in rows for field, column in TEXT_COLUMNS.items()}
+    assert {exported[uniq_id, field]: value for uniq_id, values in orders.items()
+            for field, value in values.items()} == {guarded: sent for sent, guarded in HOSTILE_TEXT.items()}
+
+
+def test_csv_writes_amounts_in_plain_notation(staff_client):
+    ingest(raw_get(uniq_id="EPN-TON", currency="TON", revenue="0.000000001", commission_fee="0.00000001"))
+    _response, content = export(staff_client)
+    header, row = csv.reader(io.StringIO(content))
+    assert (row[header.index("revenue")], row[header.index("commission")]) == ("0.000000001", "0.000000010")
+
+
+# --- each order counted once ---------------------------------------------------------------------
+# Six orders in three currencies, as networks send them: statuses out of order, a resent status with
+# different money, amounts to the ninth decimal place. The current status (orders.current): a final
+# status beats a non-final one whatever the order of arrival; otherwise the later arrival wins.
+LEDGER = [
+    # (uniq_id, currency, status, revenue, commission), in order of arrival
+    ("A", "RUB", "waiting", "1000", "100"),
+    ("A", "RUB", "completed", "1000", "150.50"),
+    ("B", "RUB", "completed", "2000", "200"),
+    ("B", "RUB", "waiting", "2000", "180"),  # late: B stays completed
+    ("C", "USD", "waiting", "10.5", "1.25"),
+    ("C", "USD", "waiting", "11", "1.30"),  # resent with other money: a conflict, not a second row
+    ("D", "TON", "waiting", "12.123456789", "0.000000001"),
+    ("D", "TON", "pending", "12.123456789", "0.000000002"),
+    ("D", "TON", "rejected", "12.123456789", "0.000000003"),
+    ("E", "TON", "completed", "1.000000001", "0.100000001"),
+    ("F", "USD", "pending", "20", "2"),
+    ("F", "USD", "waiting", "21", "2.10"),  # two non-finals: the later one, waiting, is current
+]
+CURRENT = {"A": "completed", "B": "completed", "C": "waiting", "D": "rejected", "E": "completed", "F": "waiting"}
+
+
+def load_ledger():
+    outcomes = [
+        ingest(raw_get(uniq_id=uniq_id, order_number=f"SHOP-{uniq_id}", currency=currency, order_status=status,
+                       revenue=revenue, commission_fee=commission)).outcome
+        for uniq_id, currency, status, revenue, commission in LEDGER
+    ]
+    assert outcomes.count("duplicate") == 1 and Order.objects.count() == len(LEDGER) - 1
+
+
+def test_totals_count_each_order_once_with_the_money_of_its_current_status(staff_client):
+    load_ledger()
+    assert totals(staff_client) == {
+        "RUB": (2, Decimal("3000"), Decimal("350.50")),
+        "TON": (2, Decimal("13.123456790"), Decimal("0.100000004")),
+        "USD": (2, Decimal("31.5"), Decimal("3.35")),
+    }
+    assert totals(staff_client, rows="events") == {
+        "RUB": (4, Decimal("6000"), Decimal("630.50")),
+        "TON": (4, Decimal("37.370370368"), Decimal("0.100000007")),
+        "USD": (3, Decimal("51.5"), Decimal("5.35")),
+    }
+    # A filter picks orders by their current status: B's late waiting does not make it a waiting order.
+    assert totals(staff_client, order_status__exact="completed") == {
+        "RUB": (2, Decimal("3000"), Decimal("350.50")), "TON": (1, Decimal("1.000000001"), Decimal("0.100000001")),
+    }
+    assert totals(staff_client, order_status__exact="waiting") == {"USD": (2, Decimal("31.5"), Decimal("3.35"))}
+    assert totals(staff_client, order_status__exact="pending") == {}
+    assert totals(staff_client, currency__exact="TON", order_status__exact="rejected") == {
+        "TON": (1, Decimal("12.123456789"), Decimal("0.000000003"))}
+    assert totals(staff_client, rows="events", order_status__exact="waiting") == {
+        "RUB": (2, Decimal("3000"), Decimal("280")), "TON": (1, Decimal("12.123456789"), Decimal("0.000000001")),
+        "USD": (2, Decimal("31.5"), Decimal("3.35")),
+    }
+    content = staff_client.get(reverse("admin:orders_order_totals")).content.decode()
+    assert '<tr class="totals-TON"><td>TON</td><td>2</td><td>13.12345679</td><td>0.100000004</td></tr>' in content
+
+
+def test_list_count_and_csv_hold_each_order_once_at_its_current_status(staff_client):
+    load_ledger()
+    response = staff_client.get(reverse(LIST))
+    assert {row.uniq_id: row.order_status for row in response.context["cl"].result_list} == CURRENT
+    assert response.context["cl"].count_text() == "6 orders"
+    _response, content = export(staff_client)
+    header, *rows = csv.reader(io.StringIO(content))
+    columns = [header.index(name) for name in ("unique id", "current status", "revenue", "commission", "currency")]
+    assert sorted(tuple(row[index] for index in columns) for row in rows) == [
+        ("A", "completed", "1000.000000000", "150.500000000", "RUB"),
+        ("B", "completed", "2000.000000000", "200.000000000", "RUB"),
+        ("C", "waiting", "10.500000000", "1.250000000", "USD"),
+        ("D", "rejected", "12.123456789", "0.000000003", "TON"),
+        ("E", "completed", "1.000000001", "0.100000001", "TON"),
+        ("F", "waiting", "21.000000000", "2.100000000", "USD"),
+    ]
+    response = staff_client.get(reverse(LIST), {"has_conflict__exact": "1"})
+    assert listed_uniq_ids(response) == ["C"]
+    response = staff_client.get(reverse(LIST), {"rows": "events", "order_status__exact": "waiting"})
+    assert listed_uniq_ids(response) == ["A", "B", "C", "D", "F"]
+    assert response.context["cl"].count_text() == "5 status events"
+    _response, content = export(staff_client, rows="events")
+    assert len(list(csv.reader(io.StringIO(content)))) == 1 + len(LEDGER) - 1
+
+
+@pytest.mark.mariadb
+def test_totals_are_exact_to_the_ninth_place_at_the_largest_amounts(staff_client):
+    """Sums past a double's 15-16 significant digits: exact on MariaDB's DECIMAL (SQLite stores a REAL)."""
+    for uniq_id, status, revenue in [("T1", "waiting", "999999999999999.999999999"),
+                                     ("T1", "completed", "123456789012345.123456789"),
+                                     ("T2", "completed", "0.000000001")]:
+        ingest(raw_get(uniq_id=uniq_id, order_status=status, currency="TON", revenue=revenue, commission_fee=revenue))
+    assert totals(staff_client) == {
+        "TON": (2, Decimal("123456789012345.123456790"), Decimal("123456789012345.123456790"))}
+    assert totals(staff_client, rows="events") == {
+        "TON": (3, Decimal("1123456789012345.123456789"), Decimal("1123456789012345.123456789"))}
+    content = staff_client.get(reverse("admin:orders_order_totals")).content.decode()
+    assert "<td>123456789012345.12345679</td>" in content
+
+
+# --- input the list answers with ?e=1 and the totals and the CSV with 400 -------------------------
+BAD_QUERIES = [
+    {"created_at__year": "abc"},
+    {"created_at__year": "0"},
+    {"created_at__year": "10000"},
+    {"created_at__year": "9999"},  # the year's end is in 10000
+    {"created_at__year": "9999", "created_at__month": "12"},
+    {"created_at__year": "9999", "created_at__month": "12", "created_at__day": "31"},
+    {"created_at__year": "1"},  # 0001-01-01 00:00 in Moscow is in year 0 in UTC
+    {"created_at__year": "2026", "created_at__month": "13"},
+    {"created_at__year": "2026", "created_at__month": "abc"},
+    {"created_at__year": "2026", "created_at__month": "2", "created_at__day": "30"},
+    {"created_at__month": "5"},  # a month of every year: no index range, a scan
+    {"created_at__day": "5"},
+    {"created_at__from": "yesterday"},
+    {"created_at__to": "2026-02-30"},
+    {"created_at__to": "9999-12-31"},  # the day after it does not exist
+    {"time_of_order__to": "9999-12-31"},
+    {"created_at__from": "0001-01-01"},
+    {"time_of_order__from": "0001-01-01"},
+    {"rows": "all"},
+    {"is_current__exact": "1"},  # no such filter: the order view is the current rows
+    {"has_conflict__exact": "abc"},
+    {"type_id__exact": "abc"},
+    {"revenue__gt": "abc"},
+    {"offer_name__icontains": "x"},  # a field lookup that is not a filter: a scan
+    {"raw_payload__contains": "x"},
+    {"foo": "1"},
+]
+
+
+@pytest.mark.parametrize("query", BAD_QUERIES, ids=lambda query: "&".join(f"{k}={v}" for k, v in query.items()))
+def test_bad_filter_input_is_refused_by_the_list_the_totals_and_the_csv(staff_client, query):
+    load_orders()
+    response = staff_client.get(reverse(LIST), query)
+    assert response.status_code == 302 and response.url.endswith("?e=1")
+    for name in ("admin:orders_order_totals", "admin:orders_order_export"):
+        response = staff_client.get(reverse(name), query)
+        assert response.status_code == 400, name
+        assert b"Bad Request" in response.content and b"Traceback" not in response.content
+
+
+@pytest.mark.parametrize("query", [
+    {"created_at__year": "9998", "created_at__month": "12", "created_at__day": "31"},
+    {"created_at__from": "9999-12-31"},
+    {"created_at__to": "0001-01-01"},
+    {"time_of_order__from": "9999-12-31", "time_of_order__to": "9999-12-30"},
+], ids=lambda query: "&".join(f"{k}={v}" for k, v in query.items()))
+def test_extreme_but_valid_dates_answer_an_empty_list(staff_client, query):
+    load_orders()
+    response = staff_client.get(reverse(LIST), query)
+    assert response.status_code == 200 and listed_uniq_ids(response) == []
+    assert totals(staff_client, **query) == {}
+    _response, content = export(staff_client, **query)
+    assert len(list(csv.reader(io.StringIO(content)))) == 1
 
 
 def test_viewer_reads_but_changes_nothing(client):

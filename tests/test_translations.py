@@ -46,7 +46,8 @@ def test_admin_speaks_russian_by_accept_language(client):
     response = client.get(reverse("admin:orders_order_changelist"), HTTP_ACCEPT_LANGUAGE="ru")
     content = response.content.decode()
     assert "Скачать CSV" in content and "текущий статус" in content.lower() and "подтверждён" in content
-    assert "<h1>Заказы</h1>" in content and ">English</button>" in content and ">Русский</button>" in content
+    assert "<h1>Заказы по текущему статусу</h1>" in content and "2 заказа" in content
+    assert ">English</button>" in content and ">Русский</button>" in content
 
 
 def po_catalogue(path):
