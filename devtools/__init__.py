@@ -1,0 +1,1 @@
+"""Tools for developers and tests: private database servers on loopback."""
