@@ -52,6 +52,19 @@ def stopped_private_mariadb(tmp_path_factory):
     yield server
     server.kill()
 
+
+@pytest.fixture(scope="session")
+def galera_cluster(tmp_path_factory):
+    """A private 3-node MariaDB Galera cluster (devtools.galera), started once and shared by the tests
+    that use it; a test that kills a node calls `ensure_running()` before it ends. The nodes' logs are
+    kept in the session's tmp directory."""
+    from devtools import galera
+
+    if not galera.available():
+        pytest.fail("mariadbd, galera-4 and rsync are needed (apt-get install mariadb-server)")
+    with galera.temporary_cluster(tmp_path_factory.mktemp("galera-logs")) as cluster:
+        yield cluster
+
 @pytest.fixture(autouse=True)
 def _empty_cache():
     """Each test starts with an empty cache: the wrong-token limit counts per client address in it."""
