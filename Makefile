@@ -15,8 +15,10 @@ TEST_PACKAGES += chromium         # tests/test_admin_browser.py: a headless Chro
 TEST_PACKAGES += chromium-driver  # tests/test_admin_browser.py: its WebDriver
 TEST_PACKAGES += systemd          # tests/test_systemd.py: systemd-analyze verify, systemd-escape
 # ... and only when DATABASE_URL is MariaDB, for the MariaDB-only tests (on SQLite they skip):
-MARIADB_TEST_PACKAGES += mariadb-server  # tests/mariadb_server.py: private servers (mariadbd, mariadb-install-db)
-MARIADB_TEST_PACKAGES += mariadb-client  # tests/mariadb_server.py: mariadb-admin, mariadb
+MARIADB_TEST_PACKAGES += mariadb-server  # devtools/mariadb.py: private servers (mariadbd, mariadb-install-db)
+MARIADB_TEST_PACKAGES += mariadb-client  # devtools/mariadb.py: mariadb-admin, mariadb
+MARIADB_TEST_PACKAGES += galera-4        # devtools/galera.py: the private Galera cluster's replication
+MARIADB_TEST_PACKAGES += rsync           # devtools/galera.py: its state transfers
 MARIADB_TEST_PACKAGES += $(BENCH_PACKAGES)  # tests/test_bench.py runs make bench's machinery
 # `make bench`:
 BENCH_PACKAGES += wrk

@@ -10,9 +10,11 @@ REQUIRE_MARIADB = os.environ.get("REQUIRE_MARIADB") == "1"
 def pytest_collection_modifyitems(config, items):
     """MariaDB-only tests skip loudly when what they need is missing, unless REQUIRE_MARIADB=1 makes
     that stop the run. `mariadb` tests need DATABASE_URL to point at MariaDB; `private_mariadb` tests
-    start their own mariadbd and need only its binaries, so they run on the SQLite default too."""
+    start their own mariadbd and need only its binaries, so they run on the SQLite default too; `galera`
+    tests (also `private_mariadb`) start a private Galera cluster and need galera-4 and rsync besides."""
     from django.conf import settings
 
+    from devtools.galera import available as galera_available
     from devtools.mariadb import available
 
     on_mariadb = settings.DATABASES["default"]["ENGINE"] == "django.db.backends.mysql"
@@ -25,6 +27,14 @@ def pytest_collection_modifyitems(config, items):
                         returncode=3)
         reason = "needs MariaDB: mariadbd and mariadb-install-db (apt-get install mariadb-server)"
         for item in private:
+            item.add_marker(pytest.mark.skip(reason=reason))
+    cluster = [item for item in items if item.get_closest_marker("galera")]
+    if cluster and not galera_available():
+        if REQUIRE_MARIADB:
+            pytest.exit("REQUIRE_MARIADB=1 but galera-4 or rsync is not installed (apt-get install galera-4 rsync)",
+                        returncode=3)
+        reason = "needs MariaDB: galera-4 and rsync for a private Galera cluster (apt-get install galera-4 rsync)"
+        for item in cluster:
             item.add_marker(pytest.mark.skip(reason=reason))
     if not on_mariadb:
         reason = "needs MariaDB: run with DATABASE_URL=mysql://... (CI runs these with REQUIRE_MARIADB=1)"
@@ -63,6 +73,17 @@ def stopped_private_mariadb(tmp_path_factory):
     server.stop()
     yield server
     server.kill()
+
+
+@pytest.fixture(scope="session")
+def galera_cluster(tmp_path_factory):
+    """A private 3-node MariaDB Galera cluster (devtools.galera), started once and shared by the tests
+    that use it; a test that kills a node calls `ensure_running()` before it ends. The nodes' logs are
+    kept in the session's tmp directory."""
+    from devtools import galera
+
+    with galera.temporary_cluster(tmp_path_factory.mktemp("galera-logs")) as cluster:
+        yield cluster
 
 @pytest.fixture(autouse=True)
 def _empty_cache():
