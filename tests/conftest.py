@@ -20,27 +20,24 @@ def pytest_collection_modifyitems(config, items):
     on_mariadb = settings.DATABASES["default"]["ENGINE"] == "django.db.backends.mysql"
     if REQUIRE_MARIADB and not on_mariadb:
         pytest.exit("REQUIRE_MARIADB=1 but DATABASE_URL does not point at MariaDB", returncode=3)
-    private = [item for item in items if item.get_closest_marker("private_mariadb")]
-    if private and not available():
-        if REQUIRE_MARIADB:
-            pytest.exit("REQUIRE_MARIADB=1 but mariadbd is not installed (apt-get install mariadb-server)",
-                        returncode=3)
-        reason = "needs MariaDB: mariadbd and mariadb-install-db (apt-get install mariadb-server)"
-        for item in private:
-            item.add_marker(pytest.mark.skip(reason=reason))
-    cluster = [item for item in items if item.get_closest_marker("galera")]
-    if cluster and not galera_available():
-        if REQUIRE_MARIADB:
-            pytest.exit("REQUIRE_MARIADB=1 but galera-4 or rsync is not installed (apt-get install galera-4 rsync)",
-                        returncode=3)
-        reason = "needs MariaDB: galera-4 and rsync for a private Galera cluster (apt-get install galera-4 rsync)"
-        for item in cluster:
-            item.add_marker(pytest.mark.skip(reason=reason))
-    if not on_mariadb:
-        reason = "needs MariaDB: run with DATABASE_URL=mysql://... (CI runs these with REQUIRE_MARIADB=1)"
-        for item in items:
-            if item.get_closest_marker("mariadb"):
-                item.add_marker(pytest.mark.skip(reason=reason))
+    _skip_unless(items, "private_mariadb", available,
+                 "mariadbd and mariadb-install-db (apt-get install mariadb-server)")
+    _skip_unless(items, "galera", galera_available,
+                 "galera-4 and rsync for a private Galera cluster (apt-get install galera-4 rsync)")
+    _skip_unless(items, "mariadb", lambda: on_mariadb,
+                 "run with DATABASE_URL=mysql://... (CI runs these with REQUIRE_MARIADB=1)")
+
+
+def _skip_unless(items, marker: str, available, missing: str) -> None:
+    """Skip the tests marked `marker` loudly when `available()` says what they need is missing; with
+    REQUIRE_MARIADB=1 stop the run instead (asked only when such a test was collected)."""
+    marked = [item for item in items if item.get_closest_marker(marker)]
+    if not marked or available():
+        return
+    if REQUIRE_MARIADB:
+        pytest.exit(f"REQUIRE_MARIADB=1 but a test needs {missing}", returncode=3)
+    for item in marked:
+        item.add_marker(pytest.mark.skip(reason=f"needs MariaDB: {missing}"))
 
 
 REPORT_LINES = pytest.StashKey[list]()
