@@ -12,7 +12,7 @@ depends on partners, never the other way round).
 
 import ipaddress
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import ClassVar
@@ -52,6 +52,8 @@ MONEY_INTEGER_DIGITS = 15
 MONEY_DECIMAL_PLACES = 9
 # Longest value any free-text identifier column stores (see orders.models).
 MAX_TEXT_LENGTH = 255
+# Longest status word a network may send (Order.original_status keeps it as sent).
+STATUS_WORD_LENGTH = 64
 # Timestamps must convert to UTC within what a MariaDB DATETIME column holds.
 MIN_YEAR, MAX_YEAR = 1000, 9999
 # Amounts are plain ASCII fixed-point: no sign, exponent, separators or locale digits that
@@ -76,11 +78,11 @@ class ParsedOrder:
     order_number: str
     click_id: str
     order_status: str
+    # The status word as the network sent it (stripped, in its own case), which order_status translates.
+    original_status: str
     uniq_id_derived: bool = False
     offer_name: str = ""
-    offer_type: str = ""
     offer_id: str = ""
-    type_id: int | None = None
     sub: str = ""
     sub2: str = ""
     sub3: str = ""
@@ -90,10 +92,11 @@ class ParsedOrder:
     commission_fee: Decimal | None = None
     currency: str = "RUB"
     ip: str | None = None
-    ipv6: str | None = None
     user_agent: str = ""
     click_time: datetime | None = None
     time_of_order: datetime | None = None
+    # What the network sends beyond the fields above, JSON-safe (see Order.extras).
+    extras: dict = field(default_factory=dict)
 
 
 class Partner:
@@ -125,13 +128,15 @@ class Partner:
             raise PayloadError(f"{name} contains a NUL character", name)
         return value
 
-    def status(self, params: dict[str, str], name: str = "order_status") -> str:
-        raw = self.text(params, name, required=True).lower()
+    def status(self, params: dict[str, str], name: str = "order_status") -> tuple[str, str]:
+        """Our status for the network's word in `name`, and that word as sent (stripped)."""
+        word = self.text(params, name, required=True, max_length=STATUS_WORD_LENGTH)
+        raw = word.lower()
         status = raw if raw in STATUS_VALUES else self.status_aliases.get(raw)
         if status is None:
             accepted = ", ".join(sorted(STATUS_VALUES | set(self.status_aliases)))
             raise PayloadError(f"{name} {raw[:40]!r} is not a known status (accepted: {accepted})", name)
-        return status
+        return status, word
 
     def money(self, params: dict[str, str], name: str) -> Decimal | None:
         raw = self.text(params, name)

@@ -9,7 +9,7 @@ import hashlib
 
 from .base import CURRENCIES, OFFER_TYPE_VALUES, OrderStatus, ParsedOrder, Partner
 
-OPTIONAL_TEXT = ("offer_name", "offer_type", "offer_id", "sub", "sub2", "sub3", "sub4", "sub5")
+OPTIONAL_TEXT = ("offer_name", "offer_id", "sub", "sub2", "sub3", "sub4", "sub5")
 
 
 class EpnBz(Partner):
@@ -29,7 +29,7 @@ class EpnBz(Partner):
     def parse(self, params: dict[str, str]) -> ParsedOrder:
         click_id = self.text(params, "click_id", required=True)
         order_number = self.text(params, "order_number", required=True)
-        order_status = self.status(params)
+        order_status, original_status = self.status(params)
         offer = {name: self.text(params, name) for name in OPTIONAL_TEXT}
         uniq_id = self.text(params, "uniq_id")
         return ParsedOrder(
@@ -38,17 +38,26 @@ class EpnBz(Partner):
             order_number=order_number,
             click_id=click_id,
             order_status=order_status,
-            type_id=self.integer_choice(params, "type_id", OFFER_TYPE_VALUES),
+            original_status=original_status,
             revenue=self.money(params, "revenue"),
             commission_fee=self.money(params, "commission_fee"),
             currency=self.choice(params, "currency", CURRENCIES, default="RUB"),
             ip=self.ip(params, "ip"),
-            ipv6=self.ip(params, "ipv6", version=6),
             user_agent=self.text(params, "user_agent", max_length=1024),
             click_time=self.timestamp(params, "click_time"),
             time_of_order=self.timestamp(params, "time_of_order"),
+            extras=self.extras(params),
             **offer,
         )
+
+    def extras(self, params: dict[str, str]) -> dict:
+        """ePN's own values, those sent: the offer type (1, 2, 3), the offer tag and the click's IPv6."""
+        values = {
+            "type_id": self.integer_choice(params, "type_id", OFFER_TYPE_VALUES),
+            "offer_type": self.text(params, "offer_type"),
+            "ipv6": self.ip(params, "ipv6", version=6),
+        }
+        return {name: value for name, value in values.items() if value not in (None, "")}
 
 
 def derive_uniq_id(offer_id: str, order_number: str) -> str:

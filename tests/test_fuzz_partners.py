@@ -21,6 +21,7 @@ from partners.base import (
     MAX_TEXT_LENGTH,
     MONEY_DECIMAL_PLACES,
     MONEY_INTEGER_DIGITS,
+    STATUS_WORD_LENGTH,
     OrderStatus,
     ParsedOrder,
     PayloadError,
@@ -40,6 +41,8 @@ def assert_storable(parsed: ParsedOrder, slug: str) -> None:
         value = getattr(parsed, name)
         assert value and value == value.strip() and "\x00" not in value and len(value) <= MAX_TEXT_LENGTH
     assert parsed.order_status in OrderStatus.values
+    assert parsed.original_status == parsed.original_status.strip()
+    assert 0 < len(parsed.original_status) <= STATUS_WORD_LENGTH and "\x00" not in parsed.original_status
     assert parsed.currency in CURRENCIES
     for name in ("revenue", "commission_fee"):
         amount = getattr(parsed, name)
@@ -48,14 +51,16 @@ def assert_storable(parsed: ParsedOrder, slug: str) -> None:
             sign, digits, exponent = amount.as_tuple()
             assert -exponent <= MONEY_DECIMAL_PLACES
             assert len(digits) + min(exponent, 0) <= MONEY_INTEGER_DIGITS or amount == 0
-    for name in ("ip", "ipv6"):
-        address = getattr(parsed, name)
-        assert address is None or (len(address) <= 39 and "%" not in address)
+    assert parsed.ip is None or (len(parsed.ip) <= 39 and "%" not in parsed.ip)
     for name in ("click_time", "time_of_order"):
         moment = getattr(parsed, name)
         if moment is not None:
             assert moment.utcoffset() is not None
             assert 1000 <= moment.astimezone(UTC).year <= 9999  # MariaDB DATETIME's range
+    # Extras are flat and JSON-safe: they read back from the JSONField as they were written, types and all.
+    extras = Order._meta.get_field("extras")
+    assert all(isinstance(key, str) and type(value) in (str, int, bool) for key, value in parsed.extras.items())
+    assert json.loads(json.dumps(parsed.extras, cls=extras.encoder), cls=extras.decoder) == parsed.extras
     # Django's own field validation: lengths, choices, decimal digits, IP syntax.
     Order(partner=slug, **asdict(parsed)).clean_fields(exclude=["raw_payload"])
 
