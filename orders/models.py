@@ -44,7 +44,8 @@ class Order(models.Model):
     uniq_id = ExactCharField(_("unique id"), max_length=MAX_TEXT_LENGTH)
     # True when the network sent no uniq_id and the key was derived from offer_id + order_number.
     uniq_id_derived = models.BooleanField(_("unique id derived"), default=False)
-    order_number = ExactCharField(_("order number"), max_length=MAX_TEXT_LENGTH)
+    # Empty for an action that has no shop order, such as an Admitad lead.
+    order_number = ExactCharField(_("order number"), max_length=MAX_TEXT_LENGTH, blank=True)
     click_id = ExactCharField(_("click id (user)"), max_length=MAX_TEXT_LENGTH)
     order_status = models.CharField(_("status"), max_length=16, choices=OrderStatus.choices)
     # The status word exactly as the network sent it (stripped), which order_status translates.

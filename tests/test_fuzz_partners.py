@@ -39,7 +39,8 @@ def assert_storable(parsed: ParsedOrder, partner: Partner) -> None:
     """What the Order table will take without an error on MariaDB in strict mode."""
     for name in ("uniq_id", "order_number", "click_id"):
         value = getattr(parsed, name)
-        assert value and value == value.strip() and "\x00" not in value and len(value) <= MAX_TEXT_LENGTH
+        assert value == value.strip() and "\x00" not in value and len(value) <= MAX_TEXT_LENGTH
+    assert parsed.uniq_id and parsed.click_id  # the key, and whom to credit (a lead has no order number)
     assert parsed.order_status in OrderStatus.values
     assert parsed.original_status == parsed.original_status.strip()
     assert 0 < len(parsed.original_status) <= STATUS_WORD_LENGTH and "\x00" not in parsed.original_status

@@ -4,11 +4,14 @@ EPN.bz's type_id, offer_type and ipv6 columns (and the index on type_id) make wa
 which holds the values any network sends beyond the common fields. The data step keeps every row and
 its flags (is_current, has_conflict, updated_at): it only copies those three columns into extras and
 fills original_status with the word the network sent, as the first delivery's payload holds it.
+order_number may be blank (an Admitad lead has none); its column was and stays NOT NULL.
 Reversible: going back moves the values into their columns again (another network's extras have no
 column and are dropped).
 """
 
 from django.db import migrations, models
+
+import orders.fields
 
 # Rows read and written per query: memory holds one batch, never the table.
 BATCH = 1000
@@ -78,6 +81,11 @@ class Migration(migrations.Migration):
         migrations.RemoveField(model_name="order", name="type_id"),
         migrations.RemoveField(model_name="order", name="offer_type"),
         migrations.RemoveField(model_name="order", name="ipv6"),
+        migrations.AlterField(
+            model_name="order",
+            name="order_number",
+            field=orders.fields.ExactCharField(blank=True, max_length=255, verbose_name="order number"),
+        ),
         migrations.AlterField(
             model_name="order",
             name="currency",
