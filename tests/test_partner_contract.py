@@ -6,6 +6,8 @@ They run against PARTNERS_UNDER_CONTRACT: every registered partner, and any part
 
 import json
 import re
+from pathlib import Path
+from urllib.parse import urlencode
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -144,6 +146,13 @@ def test_garbage_values_never_raise_anything_but_payload_error(partner):
         partner.parse(garbage)
     with pytest.raises(PayloadError):
         partner.parse({**partner.example, **{name: "\x00??" for name in partner.parameters}})
+
+
+@pytest.mark.parametrize("partner", list(PARTNERS.values()), ids=list(PARTNERS))
+def test_the_readme_shows_each_built_in_partners_url_to_paste_and_example(partner):
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    assert partner.postback_url("https://<domain>/webhook/<token>") in readme
+    assert urlencode(partner.example) in readme
 
 
 def test_parsed_order_fields_all_exist_on_the_model():
