@@ -47,7 +47,8 @@ class Admitad(Partner):
     macro = ("[[[", "]]]")
     example = {"admitad_id": "3318092817", "order_id": "SHOP-1001", "payment_status": "pending", "subid": "123",
                "payment_sum": "75.50", "order_sum": "1500.00", "currency": "RUB", "reward_ready": "0",
-               "offer_id": "12345", "offer_name": "Shop", "type": "sale", "time": "2026-03-01 12:30:00"}
+               "offer_id": "12345", "offer_name": "Shop", "type": "sale", "time": "2026-03-01 12:30:00",
+               "conversion_time": "2026-03-01 12:31:00"}
 
     def parse(self, params: dict[str, str]) -> ParsedOrder:
         uniq_id = self.text(params, "admitad_id", required=True)
