@@ -178,12 +178,12 @@ def order_rows(count: int):
             yield {
                 "id": row_id, "partner": "epn_bz", "uniq_id": params["uniq_id"], "uniq_id_derived": False,
                 "order_number": params["order_number"], "click_id": params["click_id"], "order_status": status,
-                "offer_name": "AliExpress", "offer_type": "", "offer_id": "1", "type_id": 1,
+                "original_status": status, "offer_name": "AliExpress", "offer_id": "1",
                 "sub": "", "sub2": "", "sub3": "", "sub4": "", "sub5": "",
                 "revenue": revenue, "commission_fee": revenue / 10, "currency": currency,
-                "ip": "203.0.113.7", "ipv6": None, "user_agent": "Mozilla/5.0 (bench)",
+                "ip": "203.0.113.7", "user_agent": "Mozilla/5.0 (bench)",
                 "click_time": created - timedelta(hours=1), "time_of_order": created - timedelta(minutes=5),
-                "raw_payload": json.dumps(params), "has_conflict": key % 997 == 0,
+                "extras": '{"type_id": 1}', "raw_payload": json.dumps(params), "has_conflict": key % 997 == 0,
                 "is_current": position == current, "created_at": created, "updated_at": created,
             }
 

@@ -131,8 +131,9 @@ else:
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- Webhook ingest ------------------------------------------------------------------------------
-# Tokens: WEBHOOK_SECRET_TOKEN holds EPN.bz's tokens; WEBHOOK_TOKENS "partner:token,..." any partner's.
-# Several tokens per partner may be live at once, which is how a token is rotated without a gap.
+# Tokens: WEBHOOK_TOKENS "partner:token,..." any partner's; WEBHOOK_SECRET_TOKEN holds EPN.bz's, the same as
+# WEBHOOK_TOKENS=epn_bz:<token> (make run and manage.py setup write it). Several tokens per partner may be
+# live at once, which is how a token is rotated without a gap.
 def _partner_item(item: str, variable: str, form: str, *, secret: bool = False) -> tuple[str, str]:
     """Split one 'partner:value' item of a list variable; a malformed one stops the start-up.
     A secret value (a token) is not repeated in the message."""
@@ -143,7 +144,9 @@ def _partner_item(item: str, variable: str, form: str, *, secret: bool = False) 
     return partner, value
 
 
-WEBHOOK_TOKENS = [("epn_bz", token) for token in env.list("WEBHOOK_SECRET_TOKEN", default=[])]
+# The partner WEBHOOK_SECRET_TOKEN is for: the one place outside partners/ that names a network.
+WEBHOOK_SECRET_TOKEN_PARTNER = "epn_bz"
+WEBHOOK_TOKENS = [(WEBHOOK_SECRET_TOKEN_PARTNER, token) for token in env.list("WEBHOOK_SECRET_TOKEN", default=[])]
 WEBHOOK_TOKENS += [_partner_item(item, "WEBHOOK_TOKENS", "partner:token", secret=True)
                    for item in env.list("WEBHOOK_TOKENS", default=[])]
 

@@ -35,14 +35,15 @@ from django.db.models import Count, OuterRef, Subquery, Sum
 from django.http import StreamingHttpResponse
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
-from django.utils import timezone
+from django.utils import formats, timezone
 from django.utils.dateparse import parse_date
-from django.utils.html import format_html
+from django.utils.html import format_html, format_html_join
+from django.utils.safestring import mark_safe
 from django.utils.translation import gettext, ngettext_lazy
 from django.utils.translation import gettext_lazy as _
 
-from partners.base import OrderStatus
-from partners.registry import partner_choices
+from partners.base import Extra, ExtraKind, OrderStatus
+from partners.registry import PARTNERS, partner_choices
 
 from .models import Delivery, Order
 from .replay import ReplaySummary, replay_deliveries
@@ -103,6 +104,37 @@ def pretty_json(value):
     return format_html("<pre>{}</pre>", json.dumps(value, indent=2, ensure_ascii=False, sort_keys=True))
 
 
+def extra_rows(order: Order, *, beside_money: bool) -> list[tuple[str, str]]:
+    """The order's extras as (label, text): those its partner declares, in its order, then any other key
+    (one its parser no longer declares) by name. `beside_money` picks the ones shown with the amounts."""
+    partner = PARTNERS.get(order.partner)
+    declared = {extra.name: extra for extra in partner.extra_fields} if partner else {}
+    names = [name for name in declared if name in order.extras]
+    names += sorted(name for name in order.extras if name not in declared)
+    rows = []
+    for name in names:
+        extra = declared.get(name)
+        if (extra is not None and extra.beside_money) == beside_money:
+            rows.append((str(extra.label) if extra else name, extra_text(extra, order.extras[name])))
+    return rows
+
+
+def extra_text(extra: Extra | None, value) -> str:
+    """An extra's value in the admin's words: yes/no, a choice's label, a time in TIME_ZONE."""
+    if isinstance(value, bool):
+        return gettext("yes") if value else gettext("no")
+    if extra is not None and extra.choices:
+        return str(dict(extra.choices).get(value, value))
+    if extra is not None and extra.kind == ExtraKind.TIMESTAMP and isinstance(value, str):
+        try:
+            return formats.localize(timezone.localtime(datetime.fromisoformat(value)))
+        except ValueError:
+            return value
+    if isinstance(value, dict | list):
+        return json.dumps(value, ensure_ascii=False, sort_keys=True)
+    return "-" if value is None else str(value)
+
+
 class BoundedCountPaginator(Paginator):
     """A paginator that never counts more than COUNT_LIMIT (+1) rows.
 
@@ -133,6 +165,30 @@ class PartnerFilter(admin.SimpleListFilter):
 
     def queryset(self, request, queryset):
         return queryset.filter(partner=self.value()) if self.value() else queryset
+
+
+def stored_currencies():
+    """Every currency of the ledger, in order (see CurrencyFilter for what it costs)."""
+    return Order.objects.order_by("currency").values_list("currency", flat=True).distinct()
+
+
+class CurrencyFilter(admin.SimpleListFilter):
+    """The currencies stored, whichever networks sent them (the column has no fixed choices: each partner
+    says which codes it accepts).
+
+    SELECT DISTINCT currency is answered from the (currency, created_at) index: MariaDB reads it with a
+    loose index scan ("Using index for group-by"), one probe per currency, never the table's rows.
+    """
+
+    title = _("currency")
+    # The parameter of Django's field filter, which this one replaces: saved links keep working.
+    parameter_name = "currency__exact"
+
+    def lookups(self, request, model_admin):
+        return [(currency, currency) for currency in stored_currencies()]
+
+    def queryset(self, request, queryset):
+        return queryset.filter(currency=self.value()) if self.value() else queryset
 
 
 def shows_events(params) -> bool:
@@ -381,7 +437,7 @@ class OrderAdmin(FastListMixin, admin.ModelAdmin):
         "commission_amount", "currency", "offer_name", "time_of_order", "created_at",
     )
     list_filter = (
-        RowsFilter, PartnerFilter, ("order_status", StatusFilter), "currency", "type_id", "has_conflict",
+        RowsFilter, PartnerFilter, ("order_status", StatusFilter), CurrencyFilter, "has_conflict",
         ("created_at", DateRangeFilter), ("time_of_order", DateRangeFilter),
     )
     # Prefix search ('^': LIKE 'x%'), which the index on each column serves; an exact id is a prefix of itself.
@@ -391,13 +447,14 @@ class OrderAdmin(FastListMixin, admin.ModelAdmin):
     ordering = ("-created_at", "-pk")
     change_list_template = "admin/orders/order/change_list.html"
     change_form_template = "admin/orders/order/change_form.html"
+    money_fields = ("revenue_amount", "commission_amount", "currency")
     fieldsets = (
         (None, {"fields": ("partner", "uniq_id", "uniq_id_derived", "order_number", "click_id", "status",
-                           "current", "has_conflict")}),
-        (_("Money"), {"fields": ("revenue_amount", "commission_amount", "currency")}),
-        (_("Offer"), {"fields": ("offer_name", "offer_type", "offer_id", "type_id",
-                                 "sub", "sub2", "sub3", "sub4", "sub5")}),
-        (_("Click"), {"fields": ("ip", "ipv6", "user_agent", "click_time", "time_of_order")}),
+                           "original_status", "current", "has_conflict")}),
+        (_("Money"), {"fields": money_fields}),
+        (_("Offer"), {"fields": ("offer_name", "offer_id", "sub", "sub2", "sub3", "sub4", "sub5")}),
+        (_("Click"), {"fields": ("ip", "user_agent", "click_time", "time_of_order")}),
+        (_("Network"), {"fields": ("extras_table",)}),
         (_("Received"), {"fields": ("created_at", "updated_at", "raw_payload_pretty")}),
     )
 
@@ -430,8 +487,19 @@ class OrderAdmin(FastListMixin, admin.ModelAdmin):
     def has_delete_permission(self, request, obj=None):
         return False
 
+    def get_fieldsets(self, request, obj=None):
+        """The fieldsets, with the extras its network wants read beside the amounts (Extra.beside_money),
+        such as Admitad's "reward ready: yes", in the money section of an order that has them."""
+        if obj is None or not extra_rows(obj, beside_money=True):
+            return self.fieldsets
+        return tuple(
+            (title, {"fields": (*self.money_fields, "money_extras")} if options["fields"] == self.money_fields
+             else options)
+            for title, options in self.fieldsets
+        )
+
     def get_readonly_fields(self, request, obj=None):
-        return [name for fieldset in self.fieldsets for name in fieldset[1]["fields"]]
+        return [name for fieldset in self.get_fieldsets(request, obj) for name in fieldset[1]["fields"]]
 
     @admin.display(description=_("status"))
     def status(self, order):
@@ -455,6 +523,19 @@ class OrderAdmin(FastListMixin, admin.ModelAdmin):
     @admin.display(description=_("commission"))
     def commission_amount(self, order):
         return money(order.commission_fee)
+
+    @admin.display(description=_("payout"))
+    def money_extras(self, order):
+        """What the network says of the money beyond the amounts, such as "reward ready: yes"."""
+        return format_html_join(mark_safe("<br>"), "{}: {}", extra_rows(order, beside_money=True))
+
+    @admin.display(description=_("network's own values"))
+    def extras_table(self, order):
+        rows = extra_rows(order, beside_money=False)
+        if not rows:
+            return "-"
+        return format_html('<table class="extras"><tbody>{}</tbody></table>',
+                           format_html_join("", "<tr><th>{}</th><td>{}</td></tr>", rows))
 
     @admin.display(description=_("raw payload"))
     def raw_payload_pretty(self, order):
@@ -535,15 +616,17 @@ _ORDER_FIELDS = (
 )
 _DETAIL_FIELDS = (
     ("revenue", _("revenue")), ("commission_fee", _("commission")), ("currency", _("currency")),
-    ("offer_name", _("offer name")), ("offer_id", _("offer id")), ("type_id", _("offer type")),
+    ("offer_name", _("offer name")), ("offer_id", _("offer id")),
     ("time_of_order", _("time of order")), ("created_at", _("received")), ("has_conflict", _("conflict")),
+    ("extras", _("network's own values")),  # a JSON object
 )
 ORDER_EXPORT_COLUMNS = (
-    ("id", _("id")), *_ORDER_FIELDS, ("order_status", _("current status")), *_DETAIL_FIELDS,
+    ("id", _("id")), *_ORDER_FIELDS, ("order_status", _("current status")), ("original_status", _("status as sent")),
+    *_DETAIL_FIELDS,
 )
 STATUS_EVENT_EXPORT_COLUMNS = (
     ("id", _("status event id")), *_ORDER_FIELDS, ("order_status", _("status of the event")),
-    ("current_status", _("current status of the order")), *_DETAIL_FIELDS,
+    ("original_status", _("status as sent")), ("current_status", _("current status of the order")), *_DETAIL_FIELDS,
 )
 
 
@@ -571,6 +654,8 @@ def _csv_value(value):
         return timezone.localtime(value).isoformat()
     if isinstance(value, Decimal):
         return format(value, "f")  # str() writes a TON amount such as 0.000000001 as 1E-9
+    if isinstance(value, dict):
+        value = json.dumps(value, ensure_ascii=False, sort_keys=True)
     text = "" if value is None else str(value)
     # Partner-supplied text opens in a spreadsheet: wherever a cell may start (see CELL_START), a
     # leading =, +, - or @ would run as a formula; an apostrophe before it makes it text.

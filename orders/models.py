@@ -11,11 +11,10 @@ from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from partners.base import (
-    CURRENCIES,
     MAX_TEXT_LENGTH,
     MONEY_DECIMAL_PLACES,
     MONEY_INTEGER_DIGITS,
-    OfferType,
+    STATUS_WORD_LENGTH,
     OrderStatus,
 )
 
@@ -45,13 +44,14 @@ class Order(models.Model):
     uniq_id = ExactCharField(_("unique id"), max_length=MAX_TEXT_LENGTH)
     # True when the network sent no uniq_id and the key was derived from offer_id + order_number.
     uniq_id_derived = models.BooleanField(_("unique id derived"), default=False)
-    order_number = ExactCharField(_("order number"), max_length=MAX_TEXT_LENGTH)
+    # Empty for an action that has no shop order, such as an Admitad lead.
+    order_number = ExactCharField(_("order number"), max_length=MAX_TEXT_LENGTH, blank=True)
     click_id = ExactCharField(_("click id (user)"), max_length=MAX_TEXT_LENGTH)
     order_status = models.CharField(_("status"), max_length=16, choices=OrderStatus.choices)
+    # The status word exactly as the network sent it (stripped), which order_status translates.
+    original_status = models.CharField(_("status as sent"), max_length=STATUS_WORD_LENGTH)
     offer_name = models.CharField(_("offer name"), max_length=MAX_TEXT_LENGTH, blank=True)
-    offer_type = models.CharField(_("offer tag"), max_length=MAX_TEXT_LENGTH, blank=True)
     offer_id = models.CharField(_("offer id"), max_length=MAX_TEXT_LENGTH, blank=True)
-    type_id = models.PositiveSmallIntegerField(_("offer type"), choices=OfferType.choices, null=True, blank=True)
     sub = models.CharField("sub", max_length=MAX_TEXT_LENGTH, blank=True)
     sub2 = models.CharField("sub2", max_length=MAX_TEXT_LENGTH, blank=True)
     sub3 = models.CharField("sub3", max_length=MAX_TEXT_LENGTH, blank=True)
@@ -59,12 +59,17 @@ class Order(models.Model):
     sub5 = models.CharField("sub5", max_length=MAX_TEXT_LENGTH, blank=True)
     revenue = money_field(_("revenue"))
     commission_fee = money_field(_("commission"))
-    currency = models.CharField(_("currency"), max_length=3, choices=[(c, c) for c in CURRENCIES], default="RUB")
+    # An ISO 4217 code. No choices: each partner says which codes it accepts (partners.base).
+    currency = models.CharField(_("currency"), max_length=3, default="RUB")
     ip = models.GenericIPAddressField(_("click IP"), null=True, blank=True)
-    ipv6 = models.GenericIPAddressField(_("click IPv6"), protocol="IPv6", null=True, blank=True)
     user_agent = models.CharField(_("click user agent"), max_length=1024, blank=True)
     click_time = models.DateTimeField(_("click time"), null=True, blank=True)
     time_of_order = models.DateTimeField(_("time of order"), null=True, blank=True)
+    # The values a network sends beyond the fields above, typed as its parser validated them (strings,
+    # integers, booleans; times as ISO 8601 with an offset), e.g. EPN.bz's offer type or Admitad's
+    # reward_ready. A JSON document rather than columns: the ledger serves every network, and each
+    # column (with its index) would cost every postback of every network.
+    extras = models.JSONField(_("network's own values"), default=dict, blank=True)
     # Every parameter of the first delivery, including ones no parser knows yet.
     raw_payload = models.JSONField(_("raw payload"), default=dict)
     # Set when a later delivery of the same key carried different money; the row itself stays.
@@ -101,8 +106,9 @@ class Order(models.Model):
             models.Index(fields=["order_status", "created_at"], name="order_status_created"),
             models.Index(fields=["is_current", "created_at"], name="order_current_created"),
             models.Index(fields=["has_conflict", "created_at"], name="order_conflict_created"),
+            # Also what lists the currency filter's choices: SELECT DISTINCT currency is a loose scan of
+            # this index on MariaDB (one probe per currency), not a read of the table.
             models.Index(fields=["currency", "created_at"], name="order_currency_created"),
-            models.Index(fields=["type_id", "created_at"], name="order_type_created"),
             models.Index(fields=["partner", "created_at"], name="order_partner_created"),
             # The "time of order" date range filter.
             models.Index(fields=["time_of_order"], name="order_time_of_order"),

@@ -27,6 +27,10 @@ from datetime import datetime
 from pathlib import Path
 from urllib.parse import quote, unquote, urlsplit
 
+from django.conf import settings as django_settings
+
+from .tokens import webhook_urls
+
 # 256 bits of randomness, URL-safe: 43 characters (orders.checks.MIN_TOKEN_LENGTH).
 TOKEN_BYTES = 32
 SECRET_KEY_BYTES = 50
@@ -41,7 +45,8 @@ MAIL_CHOICES = ("smtp", "anymail", "console")
 # also writes ROOT_PASSWORD_HASH_KEY, but only into a file that has none: an existing one is carried over.
 MANAGED_KEYS = frozenset({
     "DEBUG", "SECRET_KEY", "DOMAIN", "ALLOWED_HOSTS", "CSRF_TRUSTED_ORIGINS", "DATABASE_URL", "MARIADB_PASSWORD",
-    "WEBHOOK_SECRET_TOKEN", "ADMINS", "EMAIL_URL", "ANYMAIL_API_KEY", "ANYMAIL_SETTINGS", "DEFAULT_FROM_EMAIL",
+    "WEBHOOK_SECRET_TOKEN", "WEBHOOK_TOKENS", "ADMINS", "EMAIL_URL", "ANYMAIL_API_KEY", "ANYMAIL_SETTINGS",
+    "DEFAULT_FROM_EMAIL",
 })
 # docker compose gives it to the MariaDB container, once, when its volume is new.
 ROOT_PASSWORD_HASH_KEY = "MARIADB_ROOT_PASSWORD_HASH"
@@ -74,7 +79,8 @@ class Answers:
     anymail_settings: list[str] = field(default_factory=list)
     from_email: str = ""
     secret_key: str = ""
-    tokens: list[str] = field(default_factory=list)
+    # Every network's webhook tokens, (partner, token), as settings.WEBHOOK_TOKENS holds them.
+    tokens: list[tuple[str, str]] = field(default_factory=list)
 
     @classmethod
     def from_settings(cls, settings) -> "Answers":
@@ -99,8 +105,8 @@ class Answers:
         if len(settings.SECRET_KEY) >= MIN_SECRET_KEY_LENGTH and not settings.DEBUG:
             answers.secret_key = settings.SECRET_KEY
         # Replacing a token would answer 404 to every postback until the dashboard is changed; a short one
-        # is reported by check --deploy (epnhook.W002) at the end instead.
-        answers.tokens = [token for partner, token in settings.WEBHOOK_TOKENS if partner == "epn_bz"]
+        # is reported by check --deploy (epnhook.W002) at the end instead. Every network's are kept.
+        answers.tokens = list(settings.WEBHOOK_TOKENS)
         return answers
 
     def read_email_url(self, email_url: str) -> None:
@@ -133,13 +139,16 @@ class Answers:
             credentials = f"{quote(self.smtp_user, safe='')}:{quote(self.smtp_password, safe='')}@"
         return f"{SMTP_SCHEMES[self.smtp_security]}://{credentials}{self.smtp_host}:{self.smtp_port}"
 
-    @property
-    def webhook_url(self) -> str:
-        return f"https://{self.domain}/webhook/{self.tokens[0]}"
+    def postback_urls(self) -> list[tuple[str, str]]:
+        """(network name, the URL to paste into its dashboard) for each network that has a token."""
+        return [(partner.name, partner.postback_url(url)) for partner, url in webhook_urls(f"https://{self.domain}",
+                                                                                              self.tokens)]
 
     def generate_missing_secrets(self) -> None:
         self.secret_key = self.secret_key or secrets.token_urlsafe(SECRET_KEY_BYTES)
-        self.tokens = self.tokens or [secrets.token_urlsafe(TOKEN_BYTES)]
+        # A fresh install gets a token for the network WEBHOOK_SECRET_TOKEN is for (EPN.bz).
+        if not self.tokens:
+            self.tokens = [(django_settings.WEBHOOK_SECRET_TOKEN_PARTNER, secrets.token_urlsafe(TOKEN_BYTES))]
 
     def validate(self) -> None:
         """Raise SetupError naming the first answer that cannot work."""
@@ -321,11 +330,17 @@ def render_env(answers: Answers, *, docker: bool, kept_lines: list[str]) -> str:
         "SECRET_KEY": answers.secret_key,
         "DOMAIN": answers.domain,
         "DATABASE_URL": answers.database_url,
-        "WEBHOOK_SECRET_TOKEN": ",".join(answers.tokens),
         "ADMINS": ",".join(answers.admins),
         "EMAIL_URL": answers.email_url,
         "DEFAULT_FROM_EMAIL": answers.from_email or f"epnhook@{answers.domain}",
     }
+    # The tokens of the network WEBHOOK_SECRET_TOKEN is for go there, as make run writes them; any other
+    # network's to WEBHOOK_TOKENS.
+    secret_partner = django_settings.WEBHOOK_SECRET_TOKEN_PARTNER
+    if own := [token for partner, token in answers.tokens if partner == secret_partner]:
+        values["WEBHOOK_SECRET_TOKEN"] = ",".join(own)
+    if others := [f"{partner}:{token}" for partner, token in answers.tokens if partner != secret_partner]:
+        values["WEBHOOK_TOKENS"] = ",".join(others)
     if answers.mail == "anymail":
         values["ANYMAIL_API_KEY"] = answers.anymail_key
         if answers.anymail_settings:

@@ -1,5 +1,5 @@
-"""Mapping a webhook URL token to its partner, in constant time; limiting wrong guesses; and telling
-the operator about a sender that calls a near miss of its webhook URL."""
+"""Mapping a webhook URL token to its partner, in constant time; limiting wrong guesses; telling the
+operator about a sender that calls a near miss of its webhook URL; and each network's webhook URL."""
 
 import hashlib
 import hmac
@@ -12,6 +12,10 @@ from django.conf import settings
 from django.core.cache import cache
 from django.core.signals import setting_changed
 from django.dispatch import receiver
+from django.urls import reverse
+
+from partners.base import Partner
+from partners.registry import PARTNERS
 
 from .checks import URL_SAFE_TOKEN
 
@@ -26,6 +30,18 @@ def partner_for_token(candidate: str) -> str | None:
     guess was or which token matched.
     """
     return _match(candidate, _token_digests())
+
+
+def webhook_urls(base_url: str, tokens) -> list[tuple[Partner, str]]:
+    """Each network that has a token among `tokens` ((partner, token) pairs, as settings.WEBHOOK_TOKENS),
+    with its webhook URL at `base_url` (such as https://webhook.example.com) and its first token, in the
+    order the tokens are configured. A token of an unknown partner is left out (system check E001 names it).
+    """
+    first_tokens = {}
+    for partner, token in tokens:
+        first_tokens.setdefault(partner, token)
+    return [(PARTNERS[slug], base_url + reverse("webhook", args=[token]))
+            for slug, token in first_tokens.items() if slug in PARTNERS]
 
 
 def _match(candidate: str, digests: tuple[tuple[str, bytes], ...]) -> str | None:

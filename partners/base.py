@@ -5,6 +5,11 @@ plain `dict[str, str]` (query string, form body and JSON body already merged by 
 either returns a ParsedOrder or raises PayloadError naming the offending field. Adding a network
 means one module with a Partner subclass, one line in `partners.registry`, and its tests.
 
+A network is described by the attributes of its Partner (its status words, time formats, decimal
+separator, currencies, extras, postback URL parameters, an example postback), and the helpers read
+every one of them through `self`: a subclass written in code sets them on the class, a partner
+described by data sets them on the instance, and both parse alike.
+
 The ledger's vocabularies are defined here, once, as Django choices with their labels: the parsers
 map every network's spellings onto them, and orders.models uses them as the columns' choices (orders
 depends on partners, never the other way round).
@@ -12,13 +17,12 @@ depends on partners, never the other way round).
 
 import ipaddress
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal
-from typing import ClassVar
 from zoneinfo import ZoneInfo
 
-from django.db.models import IntegerChoices, TextChoices
+from django.db.models import TextChoices
 from django.utils.translation import gettext_lazy as _
 
 
@@ -31,32 +35,63 @@ class OrderStatus(TextChoices):
 
 # A final status is never undone by a later non-final one (see orders.current).
 FINAL_STATUSES = (OrderStatus.COMPLETED, OrderStatus.REJECTED)
-
-
-class OfferType(IntegerChoices):
-    STANDARD = 1, _("standard")
-    REFERRAL = 2, _("referral")
-    OFFLINE = 3, _("offline")
-
-
-# The values as sets, for the membership tests of every postback: on Python 3.11 a choices class's
-# own `in` walks its members one by one.
+# The values as a set, for membership tests: on Python 3.11 a choices class's own `in` walks its
+# members one by one.
 STATUS_VALUES = frozenset(OrderStatus.values)
-OFFER_TYPE_VALUES = frozenset(OfferType.values)
 
 
-CURRENCIES = ("RUB", "USD", "EUR", "GBP", "TON")
+class ExtraKind(TextChoices):
+    """What an extra holds, and so how it is read and stored in Order.extras (JSON-safe values only)."""
+
+    TEXT = "text", _("text")
+    INTEGER = "integer", _("whole number")
+    BOOLEAN = "boolean", _("yes or no")
+    TIMESTAMP = "timestamp", _("date and time")  # stored as ISO 8601 with its offset
+    IP = "ip", _("IP address")
+    IPV6 = "ipv6", _("IPv6 address")
+
+
+@dataclass(frozen=True)
+class Extra:
+    """A value a network sends beyond the ledger's common fields, kept in Order.extras under `name`,
+    the parameter it arrives in. Absent or empty, it is left out of extras."""
+
+    name: str
+    label: str  # what the admin calls it
+    kind: str = ExtraKind.TEXT
+    # Allowed values with their labels (Django choices); empty: any value of its kind.
+    choices: tuple[tuple[object, str], ...] = ()
+    # Shown beside the amounts in the order's money section (e.g. whether the money is ready to pay out).
+    beside_money: bool = False
+
+
+# Named forms in Partner.timestamp_formats, beside strptime formats (which always hold a "%").
+ISO_8601 = "iso8601"  # 2026-03-01T12:30:00+03:00, or with Z; only with an offset
+UNIX_SECONDS = "unix"  # seconds since 1970-01-01 00:00 UTC, e.g. 1772357400
+_ISO_8601 = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}[T ][0-9]{2}:[0-9]{2}(:[0-9]{2}(\.[0-9]{1,6})?)?"
+                       r"(Z|[+-][0-9]{2}(:?[0-9]{2})?)")
+_UNIX_SECONDS = re.compile(r"[0-9]{1,11}")  # up to the year 5138; MAX_YEAR bounds it further
+_FORMAT_WORDS = {ISO_8601: "ISO 8601 with an offset", UNIX_SECONDS: "Unix seconds"}
+_STRPTIME_WORDS = {"%Y": "YYYY", "%m": "MM", "%d": "DD", "%H": "HH", "%M": "MM", "%S": "SS"}
 
 # Money columns hold 15 integer digits and 9 fractional ones (TON is divisible to 1e-9).
 MONEY_INTEGER_DIGITS = 15
 MONEY_DECIMAL_PLACES = 9
+# Amounts are plain ASCII fixed-point, with the network's decimal separator: no sign, exponent,
+# thousands separators or locale digits that Decimal() would otherwise accept.
+_PLAIN_DECIMAL = {".": re.compile(r"[0-9]+(\.[0-9]+)?"), ",": re.compile(r"[0-9]+(,[0-9]+)?")}
+DECIMAL_SEPARATORS = tuple(_PLAIN_DECIMAL)
+# An ISO 4217 code: what a partner that lists no currencies accepts (upper-cased).
+_CURRENCY_CODE = re.compile(r"[A-Z]{3}")
 # Longest value any free-text identifier column stores (see orders.models).
 MAX_TEXT_LENGTH = 255
+# Longest status word a network may send (Order.original_status keeps it as sent).
+STATUS_WORD_LENGTH = 64
+# An integer extra stays within a signed 64-bit integer.
+MAX_INTEGER_DIGITS = 18
 # Timestamps must convert to UTC within what a MariaDB DATETIME column holds.
 MIN_YEAR, MAX_YEAR = 1000, 9999
-# Amounts are plain ASCII fixed-point: no sign, exponent, separators or locale digits that
-# Decimal() would otherwise accept.
-_PLAIN_DECIMAL = re.compile(r"[0-9]+(\.[0-9]+)?")
+_BOOLEANS = {"1": True, "true": True, "yes": True, "0": False, "false": False, "no": False}
 
 
 class PayloadError(ValueError):
@@ -76,11 +111,12 @@ class ParsedOrder:
     order_number: str
     click_id: str
     order_status: str
+    # The status word as the network sent it (stripped, in its own case), which order_status translates.
+    original_status: str
+    currency: str
     uniq_id_derived: bool = False
     offer_name: str = ""
-    offer_type: str = ""
     offer_id: str = ""
-    type_id: int | None = None
     sub: str = ""
     sub2: str = ""
     sub3: str = ""
@@ -88,31 +124,63 @@ class ParsedOrder:
     sub5: str = ""
     revenue: Decimal | None = None
     commission_fee: Decimal | None = None
-    currency: str = "RUB"
     ip: str | None = None
-    ipv6: str | None = None
     user_agent: str = ""
     click_time: datetime | None = None
     time_of_order: datetime | None = None
+    # What the network sends beyond the fields above, JSON-safe (see Order.extras and Partner.read_extras).
+    extras: dict = field(default_factory=dict)
 
 
 class Partner:
-    """Base class for a network's parser. Subclasses set the class attributes and implement parse().
+    """A network's parser. A subclass sets the attributes below and implements parse() with the helpers.
 
-    `status_aliases` maps every spelling the network uses (lower-case) to an OrderStatus value;
-    the canonical values map to themselves implicitly.
+    Every attribute is read through `self`, so an instance may carry its own values (a network described
+    by data rather than by a subclass).
     """
 
-    slug: ClassVar[str]
-    name: ClassVar[str]
-    timezone: ClassVar[str] = "UTC"
-    status_aliases: ClassVar[dict[str, str]] = {}
-    datetime_format: ClassVar[str] = "%Y-%m-%d %H:%M:%S"
+    slug: str
+    name: str
+    # The network's status words, lower-case, each mapped to ours, matched ignoring case. Complete and
+    # explicit: a word that is also one of ours maps only if listed, and may map elsewhere (Admitad's
+    # "pending" is our waiting, ePN's our pending).
+    statuses: dict[str, OrderStatus]
+    # The parameter that carries the status word.
+    status_parameter: str = "order_status"
+    # The zone of times sent without an offset.
+    timezone: str = "UTC"
+    # Forms a time may come in, tried in order: strptime formats, ISO_8601 and UNIX_SECONDS.
+    timestamp_formats: tuple[str, ...] = ("%Y-%m-%d %H:%M:%S",)
+    # Between the whole and the fractional part of an amount: "." or ",".
+    decimal_separator: str = "."
+    # The currency codes accepted; None: any ISO 4217-shaped code (three letters, taken in upper case).
+    currencies: tuple[str, ...] | None = None
+    # The currency of a postback without one; None: the currency is required.
+    default_currency: str | None = None
+    # The values kept beyond the common fields (see Extra).
+    extra_fields: tuple[Extra, ...] = ()
+    # The parameters of a postback, in the order of the URL to paste into the network's dashboard,
+    # each named after the network's macro for it.
+    parameters: tuple[str, ...] = ()
+    # The network's macro syntax, the text (before, after) a macro's name, e.g. ("[[[", "]]]") for
+    # Admitad's [[[admitad_id]]]. None for a network that appends its own parameters to the URL it is
+    # given: the URL to paste is then the bare webhook URL.
+    macro: tuple[str, str] | None = None
+    # A postback that parses: dev_login's curl, the README and the contract tests use it.
+    example: dict[str, str]
 
     def parse(self, params: dict[str, str]) -> ParsedOrder:
         raise NotImplementedError
 
-    # --- helpers for subclasses; each raises PayloadError in plain words ---------------------------
+    def postback_url(self, webhook_url: str) -> str:
+        """The URL to paste into the network's dashboard, for our `webhook_url` (with its token): every
+        parameter as `name=<its macro>`, on one line, or the bare URL if the network appends its own."""
+        if self.macro is None:
+            return webhook_url
+        before, after = self.macro
+        return webhook_url + "?" + "&".join(f"{name}={before}{name}{after}" for name in self.parameters)
+
+    # --- helpers for parse(); each raises PayloadError in plain words, naming the field -------------
 
     def text(self, params: dict[str, str], name: str, *, required: bool = False,
              max_length: int = MAX_TEXT_LENGTH) -> str:
@@ -125,42 +193,61 @@ class Partner:
             raise PayloadError(f"{name} contains a NUL character", name)
         return value
 
-    def status(self, params: dict[str, str], name: str = "order_status") -> str:
-        raw = self.text(params, name, required=True).lower()
-        status = raw if raw in STATUS_VALUES else self.status_aliases.get(raw)
+    def status(self, params: dict[str, str]) -> tuple[str, str]:
+        """Our status for the network's word in `status_parameter`, and that word as sent (stripped)."""
+        name = self.status_parameter
+        word = self.text(params, name, required=True, max_length=STATUS_WORD_LENGTH)
+        status = self.statuses.get(word.lower())
         if status is None:
-            accepted = ", ".join(sorted(STATUS_VALUES | set(self.status_aliases)))
-            raise PayloadError(f"{name} {raw[:40]!r} is not a known status (accepted: {accepted})", name)
-        return status
+            accepted = ", ".join(sorted(self.statuses))
+            raise PayloadError(f"{name} {word[:40]!r} is not a known status (accepted: {accepted})", name)
+        return status, word
 
     def money(self, params: dict[str, str], name: str) -> Decimal | None:
         raw = self.text(params, name)
         if not raw:
             return None
-        if not _PLAIN_DECIMAL.fullmatch(raw):
-            raise PayloadError(f"{name} {raw[:40]!r} is not a plain non-negative number like 1500.50", name)
-        integer, _, fraction = raw.partition(".")
+        separator = self.decimal_separator
+        if not _PLAIN_DECIMAL[separator].fullmatch(raw):
+            raise PayloadError(
+                f"{name} {raw[:40]!r} is not a plain non-negative number like 1500{separator}50", name)
+        integer, _, fraction = raw.partition(separator)
         if len(fraction) > MONEY_DECIMAL_PLACES:
             raise PayloadError(f"{name} has more than {MONEY_DECIMAL_PLACES} decimal places", name)
         if len(integer.lstrip("0")) > MONEY_INTEGER_DIGITS:
             raise PayloadError(f"{name} is too large", name)
-        return Decimal(raw)
+        return Decimal(f"{integer}.{fraction}" if fraction else integer)
 
-    def choice(self, params: dict[str, str], name: str, choices: tuple[str, ...], default: str) -> str:
-        raw = self.text(params, name).upper()
+    def currency(self, params: dict[str, str], name: str = "currency") -> str:
+        raw = self.text(params, name)
         if not raw:
-            return default
-        if raw not in choices:
-            raise PayloadError(f"{name} {raw[:40]!r} is not one of {', '.join(choices)}", name)
-        return raw
+            if self.default_currency is None:
+                raise PayloadError(f"{name} is required", name)
+            return self.default_currency
+        code = raw.upper() if raw.isascii() else raw  # "ı".upper() is an ASCII "I"
+        if self.currencies is None:
+            if not _CURRENCY_CODE.fullmatch(code):
+                raise PayloadError(f"{name} {raw[:40]!r} is not a currency code of three letters like RUB", name)
+        elif code not in self.currencies:
+            raise PayloadError(f"{name} {raw[:40]!r} is not one of {', '.join(self.currencies)}", name)
+        return code
 
-    def integer_choice(self, params: dict[str, str], name: str, choices: frozenset[int]) -> int | None:
+    def integer(self, params: dict[str, str], name: str) -> int | None:
         raw = self.text(params, name)
         if not raw:
             return None
-        if not raw.isascii() or not raw.isdigit() or int(raw) not in choices:
-            raise PayloadError(f"{name} {raw[:40]!r} is not one of {', '.join(map(str, sorted(choices)))}", name)
+        if not raw.isascii() or not raw.isdigit() or len(raw) > MAX_INTEGER_DIGITS:
+            raise PayloadError(f"{name} {raw[:40]!r} is not a whole number", name)
         return int(raw)
+
+    def boolean(self, params: dict[str, str], name: str) -> bool | None:
+        raw = self.text(params, name)
+        if not raw:
+            return None
+        value = _BOOLEANS.get(raw.lower())
+        if value is None:
+            raise PayloadError(f"{name} {raw[:40]!r} is not one of 1, 0, true, false, yes, no", name)
+        return value
 
     def ip(self, params: dict[str, str], name: str, *, version: int | None = None) -> str | None:
         raw = self.text(params, name)
@@ -179,19 +266,72 @@ class Partner:
         return str(address)
 
     def timestamp(self, params: dict[str, str], name: str) -> datetime | None:
+        """A timezone-aware time in one of `timestamp_formats`; `timezone` applies where it has no offset."""
         raw = self.text(params, name)
         if not raw:
             return None
-        try:
-            naive = datetime.strptime(raw, self.datetime_format)
-        except ValueError:
-            raise PayloadError(f"{name} {raw[:40]!r} is not a date in the form YYYY-MM-DD HH:MM:SS", name) from None
-        aware = naive.replace(tzinfo=ZoneInfo(self.timezone))
+        moment = self._read_time(raw)
+        if moment is None:
+            forms = " or ".join(describe_timestamp_format(form) for form in self.timestamp_formats)
+            raise PayloadError(f"{name} {raw[:40]!r} is not a date and time in the form {forms}", name)
         # Times are stored in UTC, in a column that holds the years 1000-9999 (MariaDB DATETIME).
         try:
-            year = aware.astimezone(UTC).year
+            year = moment.astimezone(UTC).year
         except OverflowError:
             year = 0
         if not MIN_YEAR <= year <= MAX_YEAR:
             raise PayloadError(f"{name} {raw[:40]!r} is outside the years {MIN_YEAR}-{MAX_YEAR}", name)
-        return aware
+        return moment
+
+    def _read_time(self, raw: str) -> datetime | None:
+        for form in self.timestamp_formats:
+            try:
+                if form == ISO_8601:
+                    if _ISO_8601.fullmatch(raw):
+                        return datetime.fromisoformat(raw)
+                elif form == UNIX_SECONDS:
+                    if _UNIX_SECONDS.fullmatch(raw):
+                        return datetime.fromtimestamp(int(raw), UTC)
+                else:
+                    moment = datetime.strptime(raw, form)
+                    return moment if moment.tzinfo else moment.replace(tzinfo=ZoneInfo(self.timezone))
+            except (ValueError, OverflowError, OSError):
+                continue
+        return None
+
+    def read_extras(self, params: dict[str, str]) -> dict:
+        """The values of `extra_fields` that were sent, by name, typed by their kind (JSON-safe)."""
+        extras = {}
+        for extra in self.extra_fields:
+            value = self._read_extra(params, extra)
+            if value is not None and value != "":
+                if extra.choices and value not in {choice for choice, _label in extra.choices}:
+                    allowed = ", ".join(str(choice) for choice, _label in extra.choices)
+                    raise PayloadError(f"{extra.name} {str(value)[:40]!r} is not one of {allowed}", extra.name)
+                extras[extra.name] = value
+        return extras
+
+    def _read_extra(self, params: dict[str, str], extra: Extra) -> str | int | bool | None:
+        if extra.kind == ExtraKind.TEXT:
+            return self.text(params, extra.name)
+        if extra.kind == ExtraKind.INTEGER:
+            return self.integer(params, extra.name)
+        if extra.kind == ExtraKind.BOOLEAN:
+            return self.boolean(params, extra.name)
+        if extra.kind == ExtraKind.TIMESTAMP:
+            moment = self.timestamp(params, extra.name)
+            return moment.isoformat() if moment else None
+        if extra.kind == ExtraKind.IP:
+            return self.ip(params, extra.name)
+        if extra.kind == ExtraKind.IPV6:
+            return self.ip(params, extra.name, version=6)
+        raise ValueError(f"extra {extra.name} of {self.slug} has an unknown kind {extra.kind!r}")
+
+
+def describe_timestamp_format(form: str) -> str:
+    """A timestamp form in the words of a message: 'YYYY-MM-DD HH:MM:SS', 'Unix seconds'."""
+    if form in _FORMAT_WORDS:
+        return _FORMAT_WORDS[form]
+    for directive, words in _STRPTIME_WORDS.items():
+        form = form.replace(directive, words)
+    return form

@@ -3,33 +3,66 @@
 The parameter list is the one the original service accepted "according to the official
 documentation" (see README, "EPN.bz postback format"). ePN reports times in Moscow time. Parameters it does
 not know are not an error: they stay in the order's stored raw payload.
+
+ePN calls the URL it is given with its own parameters appended, so the URL to paste into its dashboard
+is the bare webhook URL (no macros).
 """
 
 import hashlib
 
-from .base import CURRENCIES, OFFER_TYPE_VALUES, OrderStatus, ParsedOrder, Partner
+from django.db.models import IntegerChoices
+from django.utils.translation import gettext_lazy as _
 
-OPTIONAL_TEXT = ("offer_name", "offer_type", "offer_id", "sub", "sub2", "sub3", "sub4", "sub5")
+from .base import Extra, ExtraKind, OrderStatus, ParsedOrder, Partner
+
+OPTIONAL_TEXT = ("offer_name", "offer_id", "sub", "sub2", "sub3", "sub4", "sub5")
+
+
+class OfferType(IntegerChoices):
+    """ePN's type_id, kept in Order.extras."""
+
+    STANDARD = 1, _("standard")
+    REFERRAL = 2, _("referral")
+    OFFLINE = 3, _("offline")
 
 
 class EpnBz(Partner):
     slug = "epn_bz"
     name = "EPN.bz"
     timezone = "Europe/Moscow"
-    # ePN's transactions API says approved/declined/canceled; the postback says completed/rejected.
-    status_aliases = {
+    # The postback's words, and the transactions API's approved/declined/canceled, which a postback may
+    # carry too (see the README).
+    statuses = {
+        "waiting": OrderStatus.WAITING,
+        "pending": OrderStatus.PENDING,
+        "hold": OrderStatus.PENDING,
+        "completed": OrderStatus.COMPLETED,
         "approved": OrderStatus.COMPLETED,
         "confirmed": OrderStatus.COMPLETED,
+        "rejected": OrderStatus.REJECTED,
         "declined": OrderStatus.REJECTED,
         "canceled": OrderStatus.REJECTED,
         "cancelled": OrderStatus.REJECTED,
-        "hold": OrderStatus.PENDING,
     }
+    currencies = ("RUB", "USD", "EUR", "GBP", "TON")
+    default_currency = "RUB"
+    extra_fields = (
+        Extra("type_id", _("offer type"), ExtraKind.INTEGER, choices=tuple(OfferType.choices)),
+        Extra("offer_type", _("offer tag")),
+        Extra("ipv6", _("click IPv6"), ExtraKind.IPV6),
+    )
+    parameters = (
+        "click_id", "order_number", "uniq_id", "order_status", "offer_name", "offer_type", "offer_id", "type_id",
+        "sub", "sub2", "sub3", "sub4", "sub5", "revenue", "commission_fee", "currency", "ip", "ipv6", "user_agent",
+        "click_time", "time_of_order",
+    )
+    example = {"click_id": "123", "order_number": "ORDER-001", "uniq_id": "EPN-12345", "order_status": "waiting",
+               "revenue": "1500", "commission_fee": "100"}
 
     def parse(self, params: dict[str, str]) -> ParsedOrder:
         click_id = self.text(params, "click_id", required=True)
         order_number = self.text(params, "order_number", required=True)
-        order_status = self.status(params)
+        order_status, original_status = self.status(params)
         offer = {name: self.text(params, name) for name in OPTIONAL_TEXT}
         uniq_id = self.text(params, "uniq_id")
         return ParsedOrder(
@@ -38,15 +71,15 @@ class EpnBz(Partner):
             order_number=order_number,
             click_id=click_id,
             order_status=order_status,
-            type_id=self.integer_choice(params, "type_id", OFFER_TYPE_VALUES),
+            original_status=original_status,
             revenue=self.money(params, "revenue"),
             commission_fee=self.money(params, "commission_fee"),
-            currency=self.choice(params, "currency", CURRENCIES, default="RUB"),
+            currency=self.currency(params),
             ip=self.ip(params, "ip"),
-            ipv6=self.ip(params, "ipv6", version=6),
             user_agent=self.text(params, "user_agent", max_length=1024),
             click_time=self.timestamp(params, "click_time"),
             time_of_order=self.timestamp(params, "time_of_order"),
+            extras=self.read_extras(params),
             **offer,
         )
 

@@ -1,9 +1,10 @@
 """The explicit list of partner networks. A new network is one import and one entry here."""
 
+from .admitad import Admitad
 from .base import Partner
 from .epn_bz import EpnBz
 
-PARTNERS: dict[str, Partner] = {partner.slug: partner for partner in (EpnBz(),)}
+PARTNERS: dict[str, Partner] = {partner.slug: partner for partner in (EpnBz(), Admitad())}
 
 
 def get_partner(slug: str) -> Partner:

@@ -6,9 +6,10 @@ import sys
 from urllib.parse import urlencode
 
 from orders.rawrequest import RawRequest
+from partners.epn_bz import EpnBz
 
-CLASSIC = {"click_id": "123", "order_number": "ORDER-001", "uniq_id": "EPN-12345", "order_status": "waiting",
-           "revenue": "1500", "commission_fee": "100"}
+# The classic new order: EPN.bz's example postback (the README's too).
+CLASSIC = EpnBz.example
 
 
 def postback(**changes) -> dict:

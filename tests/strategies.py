@@ -1,8 +1,8 @@
 """Hypothesis strategies for hostile postbacks, shared by the parser and the endpoint fuzz tests.
 
-Values are built around the names of ParsedOrder's fields (which are the parameter names partners
-use), starting from a valid postback and breaking it: so that the fuzz reaches the success path as
-well as every rejection, rather than only ever failing at the first required field.
+Values are built around the parameters each partner declares, starting from its valid example
+postback and breaking it: so that the fuzz reaches the success path as well as every rejection,
+rather than only ever failing at the first required field.
 """
 
 import json
@@ -10,15 +10,20 @@ from urllib.parse import quote_from_bytes, urlencode
 
 from hypothesis import strategies as st
 
-from partners.base import CURRENCIES, OrderStatus, ParsedOrder
+from partners.base import OrderStatus, ParsedOrder, Partner
 from partners.registry import PARTNERS
-from tests.factories import postback
 
-FIELD_NAMES = tuple(ParsedOrder.__dataclass_fields__)
-MONEY_FIELDS = ("revenue", "commission_fee")
-TIME_FIELDS = ("click_time", "time_of_order")
-IP_FIELDS = ("ip", "ipv6")
-STATUSES = tuple(sorted(set(OrderStatus.values).union(*(p.status_aliases for p in PARTNERS.values()))))
+# Every parameter name any partner reads, and the ledger's own field names.
+FIELD_NAMES = tuple(sorted(set(ParsedOrder.__dataclass_fields__).union(*(p.parameters for p in PARTNERS.values()))))
+# What each parameter holds, whichever network names it so.
+MONEY_FIELDS = ("revenue", "commission_fee", "payment_sum", "order_sum")
+INTEGER_FIELDS = ("type_id", "website_id")
+TIME_FIELDS = ("click_time", "time_of_order", "time", "conversion_time")
+IP_FIELDS = ("ip", "ipv6", "action_ip")
+STATUS_FIELDS = tuple(sorted({p.status_parameter for p in PARTNERS.values()}))
+BOOLEAN_FIELDS = ("reward_ready",)
+STATUSES = tuple(sorted(set(OrderStatus.values).union(*(p.statuses for p in PARTNERS.values()))))
+CURRENCIES = tuple(sorted({"KZT", "BTC", "rub"}.union(*(p.currencies or () for p in PARTNERS.values()))))
 
 # Any text Hypothesis can make, including controls, NUL, combining marks and astral characters.
 any_text = st.text(max_size=40) | st.text(st.characters(codec="utf-8"), min_size=250, max_size=300)
@@ -39,14 +44,31 @@ def _timestamp(parts: tuple[int, int, int, int, int, int]) -> str:
     return "{:04d}-{:02d}-{:02d} {:02d}:{:02d}:{:02d}".format(*parts)
 
 
+def _dotted(parts: tuple[int, int, int, int, int, int]) -> str:
+    year, month, day, hour, minute, second = parts
+    return f"{day:02d}.{month:02d}.{year:04d} {hour:02d}:{minute:02d}:{second:02d}"
+
+
+def _iso(parts: tuple[int, int, int, int, int, int], offset: str) -> str:
+    return _timestamp(parts).replace(" ", "T") + offset
+
+
+datetime_parts = st.datetimes().map(lambda d: (d.year, d.month, d.day, d.hour, d.minute, d.second))
+# Days, hours and seconds that do not exist (Feb 30, hour 24, year 0 ...).
+impossible_parts = st.tuples(*(st.integers(0, top) for top in (10000, 13, 32, 25, 61, 61)))
+offsets = st.sampled_from(["Z", "+03:00", "-12:00", "+14:00", "+0530", "+23:59", "-99:00", "+24:00", "z", ""])
+
 timestamps = st.one_of(
-    st.datetimes().map(lambda d: _timestamp((d.year, d.month, d.day, d.hour, d.minute, d.second))),
-    # Days, hours and seconds that do not exist (Feb 30, hour 24, year 0 ...).
-    st.tuples(*(st.integers(0, top) for top in (10000, 13, 32, 25, 61, 61))).map(_timestamp),
+    (datetime_parts | impossible_parts).map(_timestamp),
+    (datetime_parts | impossible_parts).map(_dotted),
+    st.builds(_iso, datetime_parts | impossible_parts, offsets),
+    st.integers(-(10**3), 10**13).map(str),  # Unix seconds, up to the year 318857
     st.sampled_from([
         "2024-02-30 10:00:00", "2023-02-29 00:00:00", "0000-00-00 00:00:00", "2024-01-01 24:00:00",
         "2024-01-01T10:00:00", "2010-03-28 02:30:00", "2014-10-26 01:30:00", "0001-01-01 00:00:00",
         "0999-12-31 23:59:59", "1000-01-01 00:00:00", "9999-12-31 23:59:59", "2024-1-1 1:1:1",
+        "0001-01-01T00:00:00+03:00", "9999-12-31T23:59:59-01:00", "253402300799", "253402300800", "-1",
+        "1e9", "１７７２３５７４００", "01.01.0999 00:00:00", "31.12.9999 23:59:59",
     ]),
     any_text,
 )
@@ -62,27 +84,38 @@ ip_texts = st.one_of(
 
 
 def value_for(name: str) -> st.SearchStrategy[str]:
-    if name in MONEY_FIELDS or name == "type_id":
+    if name in MONEY_FIELDS or name in INTEGER_FIELDS:
         return numbers
     if name in TIME_FIELDS:
         return timestamps
     if name in IP_FIELDS:
         return ip_texts
-    if name == "order_status":
+    if name in STATUS_FIELDS:
         return st.sampled_from(STATUSES) | st.sampled_from(STATUSES).map(str.upper) | any_text
     if name == "currency":
-        return st.sampled_from(CURRENCIES) | any_text
+        return st.sampled_from(CURRENCIES) | st.from_regex(r"[A-Za-z]{3}", fullmatch=True) | any_text
+    if name in BOOLEAN_FIELDS:
+        return st.sampled_from(["1", "0", "true", "FALSE", "Yes", "no", "2", "on", "-1"]) | any_text
     return st.from_regex(r"[A-Za-z0-9_-]{1,20}", fullmatch=True) | any_text
 
 
 @st.composite
-def params(draw) -> dict[str, str]:
-    """A postback's parameters: a valid one with some fields broken, dropped or added."""
-    result = postback(uniq_id=f"U{draw(st.integers(0, 10**9))}",
-                      order_status=draw(st.sampled_from(OrderStatus.values)))
-    for name in draw(st.sets(st.sampled_from(FIELD_NAMES), max_size=6)):
+def params(draw, partner: Partner | None = None) -> dict[str, str]:
+    """A postback's parameters for `partner` (EPN.bz's by default): its example with a fresh unique id and
+    any of its status words, then some parameters broken, dropped or added."""
+    partner = partner or PARTNERS["epn_bz"]
+    result = dict(partner.example)
+    # The example's unique id, wherever the network puts it, made fresh: the endpoint's fuzz then creates
+    # orders as well as duplicates.
+    uniq_id = partner.parse(result).uniq_id
+    for name, value in result.items():
+        if value == uniq_id:
+            result[name] = f"U{draw(st.integers(0, 10**9))}"
+    result[partner.status_parameter] = draw(st.sampled_from(sorted(partner.statuses)))
+    names = st.sampled_from(sorted(set(partner.parameters) | set(FIELD_NAMES)))
+    for name in draw(st.sets(names, max_size=6)):
         result[name] = draw(value_for(name))
-    for name in draw(st.sets(st.sampled_from(FIELD_NAMES), max_size=2)):
+    for name in draw(st.sets(names, max_size=2)):
         result.pop(name, None)
     result.update(draw(st.dictionaries(any_text, any_text, max_size=2)))
     return result

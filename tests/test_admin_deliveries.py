@@ -62,7 +62,7 @@ def test_replay_action_uses_the_replay_path_and_reports_each_delivery(staff_clie
     duplicate = Delivery.objects.get(outcome="duplicate")
     Delivery.objects.filter(pk=invalid.pk).update(query_string="click_id=9&order_number=N-9&uniq_id=EPN-9"
                                                                 "&order_status=paid&revenue=5")
-    monkeypatch.setitem(EpnBz.status_aliases, "paid", "completed")  # the parser fix being replayed
+    monkeypatch.setitem(EpnBz.statuses, "paid", "completed")  # the parser fix being replayed
     response = staff_client.post(
         reverse(LIST), {"action": "replay", "_selected_action": [invalid.pk, duplicate.pk]}, follow=True
     )

@@ -1,19 +1,24 @@
 """The order admin through Django's test client: list, filters, search, detail, totals, CSV, access."""
 
 import csv
+import html
 import io
+import json
 import re
 from datetime import timedelta
 from decimal import Decimal
+from urllib.parse import urlencode
 
 import pytest
 from django.contrib.auth.models import User
+from django.db import connection
 from django.urls import reverse
 from django.utils import timezone
 
 from orders import admin as orders_admin
 from orders.ingest import ingest
 from orders.models import Delivery, Order
+from orders.rawrequest import RawRequest
 from tests import admin_helpers
 from tests.admin_helpers import load_orders, make_viewer
 from tests.factories import raw_get
@@ -82,6 +87,33 @@ def test_filters_and_search(staff_client, query, expected):
     response = staff_client.get(reverse(LIST), query)
     assert response.status_code == 200
     assert listed_uniq_ids(response) == expected
+
+
+def test_the_currency_filter_lists_the_currencies_stored(staff_client):
+    load_orders()
+    Order.objects.create(partner="admitad", uniq_id="A-1", order_number="", click_id="u", order_status="waiting",
+                         original_status="pending", currency="KZT", is_current=True)
+    response = staff_client.get(reverse(LIST))
+    (currencies,) = [spec for spec in response.context["cl"].filter_specs if spec.title == "currency"]
+    assert [value for value, _label in currencies.lookup_choices] == ["KZT", "RUB", "USD"]
+    assert listed_uniq_ids(staff_client.get(reverse(LIST), {"currency__exact": "KZT"})) == ["A-1"]
+
+
+@pytest.mark.mariadb
+@pytest.mark.django_db(transaction=True)  # ANALYZE TABLE commits
+def test_the_currency_filter_reads_the_currency_index_not_the_rows():
+    Order.objects.bulk_create(
+        Order(partner="epn_bz", uniq_id=f"U{number}", order_number="N", click_id="C", order_status="waiting",
+              original_status="waiting", currency=("RUB", "USD", "TON")[number % 3]) for number in range(3000))
+    with connection.cursor() as cursor:
+        cursor.execute("ANALYZE TABLE orders_order")
+        cursor.fetchall()
+        sql, params = orders_admin.stored_currencies().query.sql_with_params()
+        cursor.execute(f"EXPLAIN {sql}", params)
+        (plan,) = [dict(zip([column[0] for column in cursor.description], row, strict=True))
+                   for row in cursor.fetchall()]
+    # A loose index scan: one probe per currency in (currency, created_at), whatever the table's size.
+    assert plan["key"] == "order_currency_created" and "Using index for group-by" in plan["Extra"], plan
 
 
 def test_the_status_filter_is_titled_for_what_it_filters(staff_client):
@@ -153,6 +185,62 @@ def test_detail_shows_history_deliveries_and_current_status_read_only(staff_clie
     assert waiting.revenue == 1500
 
 
+ADMITAD_APPROVED = {
+    "admitad_id": "ADM-7", "order_id": "SHOP-7", "payment_status": "Approved_But_Stalled", "subid": "user-7",
+    "payment_sum": "75.5", "order_sum": "1500", "currency": "usd", "reward_ready": "1", "website_id": "777",
+    "type": "sale", "conversion_time": "2026-03-01T09:30:00Z",
+}
+
+
+def test_detail_shows_the_status_as_sent_and_the_networks_own_values(staff_client):
+    result = ingest(RawRequest(partner="admitad", method="GET", query_string=urlencode(ADMITAD_APPROVED)))
+    response = staff_client.get(reverse("admin:orders_order_change", args=[result.order_id]))
+    content = response.content.decode()
+    fields = readonly_fields(content)
+    assert fields["status as sent"] == "Approved_But_Stalled"
+    assert fields["payout"] == "reward ready: yes"  # in the money section, beside the amounts
+    assert 'class="original-status">Approved_But_Stalled<' in content  # and in the status history
+    extras = dict(re.findall(r"<tr><th>([^<]*)</th><td>([^<]*)</td></tr>", content))
+    assert extras == {"website id": "777", "action type": "sale", "conversion time": "March 1, 2026, 12:30 p.m."}
+    content = staff_client.get(reverse("admin:orders_order_change", args=[result.order_id]),
+                               HTTP_ACCEPT_LANGUAGE="ru").content.decode()
+    assert readonly_fields(content)["выплата"] == "вознаграждение готово к выплате: да"
+
+    ready = ingest(RawRequest(partner="admitad", method="GET", query_string=urlencode(
+        {**ADMITAD_APPROVED, "admitad_id": "ADM-8", "reward_ready": "false"})))
+    content = staff_client.get(reverse("admin:orders_order_change", args=[ready.order_id])).content.decode()
+    assert readonly_fields(content)["payout"] == "reward ready: no"
+
+
+def test_detail_of_an_epn_order_labels_its_extras_and_has_no_payout_row(staff_client):
+    result = ingest(raw_get(type_id="2", offer_type="aliexpress", ipv6="2001:db8::1", order_status="HOLD"))
+    content = staff_client.get(reverse("admin:orders_order_change", args=[result.order_id])).content.decode()
+    assert readonly_fields(content)["status as sent"] == "HOLD"
+    assert "payout" not in readonly_fields(content)
+    extras = dict(re.findall(r"<tr><th>([^<]*)</th><td>([^<]*)</td></tr>", content))
+    assert extras == {"offer type": "referral", "offer tag": "aliexpress", "click IPv6": "2001:db8::1"}
+    plain = ingest(raw_get(uniq_id="EPN-PLAIN"))
+    content = staff_client.get(reverse("admin:orders_order_change", args=[plain.order_id])).content.decode()
+    assert readonly_fields(content)["network's own values"] == "-"
+
+
+def readonly_fields(content: str) -> dict[str, str]:
+    """The detail page's read-only fields, {label in lower case: text}, tags stripped."""
+    pairs = re.findall(r'<label>([^<]*):</label>\s*<div class="readonly">(.*?)</div>', content, re.DOTALL)
+    text = {label: re.sub(r"<br>", "\n", re.sub(r"<(?!br>)[^>]*>", "", value)) for label, value in pairs}
+    return {html.unescape(label).lower(): html.unescape(value).strip() for label, value in text.items()}
+
+
+def test_csv_holds_the_status_as_sent_and_the_extras_as_json(staff_client):
+    ingest(RawRequest(partner="admitad", method="GET", query_string=urlencode(ADMITAD_APPROVED)))
+    _response, content = export(staff_client)
+    header, row = csv.reader(io.StringIO(content))
+    values = dict(zip(header, row, strict=True))
+    assert values["status as sent"] == "Approved_But_Stalled" and values["currency"] == "USD"
+    assert json.loads(values["network's own values"]) == {
+        "website_id": "777", "type": "sale", "reward_ready": True, "conversion_time": "2026-03-01T09:30:00+00:00"}
+
+
 def totals(client, **query):
     """The totals page's rows, {currency: (rows, revenue, commission)}, with the amounts as Decimals."""
     response = client.get(reverse("admin:orders_order_totals"), query)
@@ -192,12 +280,12 @@ def test_csv_export_streams_the_filtered_orders_in_chunks(staff_client, monkeypa
     assert re.fullmatch(r'attachment; filename="orders-current-status-\d{8}-\d{4}\.csv"',
                         response["Content-Disposition"])
     header, *body = csv.reader(io.StringIO(content))
-    assert header[:7] == ["id", "partner", "unique id", "order number", "click id (user)", "current status",
-                          "revenue"]
+    assert header[:8] == ["id", "partner", "unique id", "order number", "click id (user)", "current status",
+                          "status as sent", "revenue"]
     assert "status" not in header and "current status of the order" not in header
-    assert [(row[2], row[5], row[6]) for row in body] == [("EPN-2", "waiting", "10.500000000"),
-                                                          ("EPN-1", "completed", "1500.000000000")]
-    assert body[0][13].endswith("+03:00")  # received, in TIME_ZONE (Europe/Moscow)
+    assert [(row[2], row[5], row[6], row[7]) for row in body] == [("EPN-2", "waiting", "waiting", "10.500000000"),
+                                                                  ("EPN-1", "completed", "completed", "1500.000000000")]
+    assert body[0][header.index("received")].endswith("+03:00")  # received, in TIME_ZONE (Europe/Moscow)
 
 
 def test_csv_export_of_status_events_says_so(staff_client, monkeypatch):
@@ -207,11 +295,11 @@ def test_csv_export_of_status_events_says_so(staff_client, monkeypatch):
     assert re.fullmatch(r'attachment; filename="order-status-events-\d{8}-\d{4}\.csv"',
                         response["Content-Disposition"])
     header, *body = csv.reader(io.StringIO(content))
-    assert header[:7] == ["status event id", "partner", "unique id", "order number", "click id (user)",
-                          "status of the event", "current status of the order"]
+    assert header[:8] == ["status event id", "partner", "unique id", "order number", "click id (user)",
+                          "status of the event", "status as sent", "current status of the order"]
     assert [row[5] for row in body] == ["pending", "completed", "waiting"]
-    assert {row[6] for row in body} == {"completed"}
-    assert body[0][14].endswith("+03:00")
+    assert {row[7] for row in body} == {"completed"}
+    assert body[0][header.index("received")].endswith("+03:00")
 
 
 # Partner-supplied text a spreadsheet would run as a formula, and what the CSV holds instead: an

@@ -61,7 +61,7 @@ def test_invalid_and_error_deliveries_are_kept_until_a_replay_stores_them(monkey
     output = prune()
     assert Delivery.objects.filter(outcome__in=["invalid", "error"]).count() == 2
     assert "invalid or error (never stored as an order): 2" in output
-    monkeypatch.setitem(EpnBz.status_aliases, "paid", "completed")
+    monkeypatch.setitem(EpnBz.statuses, "paid", "completed")
     replay_delivery(invalid)  # the fix is deployed and the delivery replayed
     prune()
     assert not Delivery.objects.filter(pk=invalid.pk).exists()

@@ -44,7 +44,7 @@ def invalid_paid(**changes) -> Delivery:
 @pytest.fixture
 def fix_parser(monkeypatch):
     """Call it after storing the deliveries: from then on 'paid' means completed (the parser fix)."""
-    return lambda: monkeypatch.setitem(EpnBz.status_aliases, "paid", "completed")
+    return lambda: monkeypatch.setitem(EpnBz.statuses, "paid", "completed")
 
 
 def received(delivery: Delivery, when: datetime) -> Delivery:

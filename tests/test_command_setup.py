@@ -5,6 +5,7 @@ and writes the .env named by ENV_FILE in a temporary directory. Tests that go as
 the server of the test run, on a database of their own (<test database>_wizard) that they drop.
 """
 
+import ast
 import io
 import os
 import re
@@ -25,6 +26,7 @@ from django.db import connection
 
 from devtools.mariadb import PrivateMariaDB, free_port
 from orders import setup_wizard as wizard
+from tests.factories import load_settings
 
 BASE_DIR = Path(settings.BASE_DIR)
 SMTP_USER, SMTP_PASSWORD = "alerts", "smtp-pass-Zq8!secret"
@@ -374,19 +376,57 @@ def test_current_settings_become_the_defaults(settings):
     settings.DOMAIN = ""
     settings.ALLOWED_HOSTS = ["localhost", "hooks.example.net"]
     settings.EMAIL_URL = "smtp+tls://u%40x:p%3Aw@mail.example.net:2525"
+    settings.WEBHOOK_TOKENS = [*settings.WEBHOOK_TOKENS, ("admitad", "a" * 43)]
     answers = wizard.Answers.from_settings(settings)
     assert answers.domain == "hooks.example.net"
     assert (answers.smtp_host, answers.smtp_port, answers.smtp_security) == ("mail.example.net", 2525, "tls")
     assert (answers.smtp_user, answers.smtp_password) == ("u@x", "p:w")
     assert answers.admins == ["Ops <ops@example.com>"]
-    # The test token is long enough to keep; the test SECRET_KEY is too short, so a new one is made.
-    assert answers.tokens == [token for partner, token in settings.WEBHOOK_TOKENS if partner == "epn_bz"]
+    # The test tokens are long enough to keep; the test SECRET_KEY is too short, so a new one is made.
+    assert answers.tokens == settings.WEBHOOK_TOKENS and len(answers.tokens) == 3  # every network's
     assert answers.secret_key == ""
 
 
 def test_unmanaged_lines_keep_other_settings_and_drop_managed_ones():
-    text = "# comment\nSECRET_KEY=old\nexport INGEST_DEADLINE=4\nDEBUG=True\nWEBHOOK_TOKENS=other:tok\n"
-    assert wizard.unmanaged_lines(text) == ["export INGEST_DEADLINE=4", "WEBHOOK_TOKENS=other:tok"]
+    text = ("# comment\nSECRET_KEY=old\nexport INGEST_DEADLINE=4\nDEBUG=True\nWEBHOOK_TOKENS=admitad:tok\n"
+            "LOG_FORMAT=json\n")
+    assert wizard.unmanaged_lines(text) == ["export INGEST_DEADLINE=4", "LOG_FORMAT=json"]
+
+
+EPN_TOKEN, EPN_ROTATED, ADMITAD_TOKEN = "e" * 43, "r" * 43, "a" * 43
+
+
+def test_a_rerun_keeps_every_token_of_every_network(tmp_path):
+    answers = wizard.Answers(domain="webhook.example.com", mail="console", tokens=[
+        ("epn_bz", EPN_TOKEN), ("admitad", ADMITAD_TOKEN), ("epn_bz", EPN_ROTATED)])
+    answers.generate_missing_secrets()
+    path = tmp_path / ".env"
+    wizard.write_env(path, wizard.render_env(answers, docker=False, kept_lines=[]), force=False)
+    values = read_env(path)
+    assert values["WEBHOOK_SECRET_TOKEN"] == f"{EPN_TOKEN},{EPN_ROTATED}"
+    assert values["WEBHOOK_TOKENS"] == f"admitad:{ADMITAD_TOKEN}"
+    # Read back by the settings, the file configures the same tokens.
+    loaded = load_settings("WEBHOOK_TOKENS", ENV_FILE=str(path))
+    assert loaded.returncode == 0, loaded.stderr
+    assert sorted(ast.literal_eval(loaded.stdout)) == sorted(answers.tokens)
+
+
+def test_a_fresh_install_gets_a_token_for_epn_bz_alone():
+    answers = wizard.Answers(domain="webhook.example.com", mail="console")
+    answers.generate_missing_secrets()
+    ((partner, token),) = answers.tokens
+    assert partner == "epn_bz" and len(token) == 43
+    text = wizard.render_env(answers, docker=False, kept_lines=[])
+    assert f"WEBHOOK_SECRET_TOKEN='{token}'" in text and "WEBHOOK_TOKENS" not in text
+
+
+def test_each_networks_url_to_paste():
+    answers = wizard.Answers(domain="webhook.example.com", tokens=[
+        ("admitad", ADMITAD_TOKEN), ("epn_bz", EPN_TOKEN), ("epn_bz", EPN_ROTATED), ("retired", "x" * 43)])
+    urls = answers.postback_urls()
+    assert [name for name, _url in urls] == ["Admitad", "EPN.bz"]  # as configured; an unknown one left out
+    assert urls[1][1] == f"https://webhook.example.com/webhook/{EPN_TOKEN}"  # ePN appends its own parameters
+    assert urls[0][1].startswith(f"https://webhook.example.com/webhook/{ADMITAD_TOKEN}?admitad_id=[[[admitad_id]]]&")
 
 
 @pytest.fixture(scope="module")

@@ -5,28 +5,29 @@ naming a field; anything else would be a 500 and a postback stored as an error i
 """
 
 import json
+import re
 from dataclasses import asdict
 from datetime import UTC
 from decimal import Decimal
 from urllib.parse import urlencode
 
 import pytest
-from hypothesis import HealthCheck, example, given, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from orders.models import Order
 from orders.payload import payload_params
 from partners.base import (
-    CURRENCIES,
     MAX_TEXT_LENGTH,
     MONEY_DECIMAL_PLACES,
     MONEY_INTEGER_DIGITS,
+    STATUS_WORD_LENGTH,
     OrderStatus,
     ParsedOrder,
+    Partner,
     PayloadError,
 )
 from partners.registry import PARTNERS
-from tests.factories import postback
 from tests.strategies import bodies, form_encoded, params
 
 partners = pytest.mark.parametrize("partner", list(PARTNERS.values()), ids=list(PARTNERS))
@@ -34,13 +35,16 @@ fuzz = settings(max_examples=1000, deadline=None, suppress_health_check=[HealthC
 light = settings(fuzz, max_examples=300)
 
 
-def assert_storable(parsed: ParsedOrder, slug: str) -> None:
+def assert_storable(parsed: ParsedOrder, partner: Partner) -> None:
     """What the Order table will take without an error on MariaDB in strict mode."""
     for name in ("uniq_id", "order_number", "click_id"):
         value = getattr(parsed, name)
-        assert value and value == value.strip() and "\x00" not in value and len(value) <= MAX_TEXT_LENGTH
+        assert value == value.strip() and "\x00" not in value and len(value) <= MAX_TEXT_LENGTH
+    assert parsed.uniq_id and parsed.click_id  # the key, and whom to credit (a lead has no order number)
     assert parsed.order_status in OrderStatus.values
-    assert parsed.currency in CURRENCIES
+    assert parsed.original_status == parsed.original_status.strip()
+    assert 0 < len(parsed.original_status) <= STATUS_WORD_LENGTH and "\x00" not in parsed.original_status
+    assert parsed.currency in partner.currencies if partner.currencies else re.fullmatch("[A-Z]{3}", parsed.currency)
     for name in ("revenue", "commission_fee"):
         amount = getattr(parsed, name)
         if amount is not None:
@@ -48,27 +52,29 @@ def assert_storable(parsed: ParsedOrder, slug: str) -> None:
             sign, digits, exponent = amount.as_tuple()
             assert -exponent <= MONEY_DECIMAL_PLACES
             assert len(digits) + min(exponent, 0) <= MONEY_INTEGER_DIGITS or amount == 0
-    for name in ("ip", "ipv6"):
-        address = getattr(parsed, name)
-        assert address is None or (len(address) <= 39 and "%" not in address)
+    assert parsed.ip is None or (len(parsed.ip) <= 39 and "%" not in parsed.ip)
     for name in ("click_time", "time_of_order"):
         moment = getattr(parsed, name)
         if moment is not None:
             assert moment.utcoffset() is not None
             assert 1000 <= moment.astimezone(UTC).year <= 9999  # MariaDB DATETIME's range
+    # Extras are flat and JSON-safe: they read back from the JSONField as they were written, types and all.
+    extras = Order._meta.get_field("extras")
+    assert all(isinstance(key, str) and type(value) in (str, int, bool) for key, value in parsed.extras.items())
+    assert json.loads(json.dumps(parsed.extras, cls=extras.encoder), cls=extras.decoder) == parsed.extras
     # Django's own field validation: lengths, choices, decimal digits, IP syntax.
-    Order(partner=slug, **asdict(parsed)).clean_fields(exclude=["raw_payload"])
+    Order(partner=partner.slug, **asdict(parsed)).clean_fields(exclude=["raw_payload"])
 
 
-# Inputs the fuzz once found to break storage, pinned so that every run tries them.
-@partners
-@fuzz
-@given(values=params())
-@example(values=postback(ip="fe80::1%eth0"))  # a zone id: not an address, and overflowed the column
-@example(values=postback(ipv6="fe80::1%" + "x" * 60))
-@example(values=postback(click_time="0001-01-01 00:00:00"))  # before year 1 in UTC: OverflowError
-@example(values=postback(time_of_order="0999-12-31 23:59:59"))  # before what MariaDB DATETIME holds
-def test_parser_answers_a_storable_order_or_a_payload_error(partner, values):
+def every_example(**changes) -> dict[str, str]:
+    """The example postbacks of every partner in one, changed: a pinned input each parser reads."""
+    merged = {}
+    for partner in PARTNERS.values():
+        merged.update(partner.example)
+    return {**merged, **changes}
+
+
+def assert_parses_storable_or_refuses(partner: Partner, values: dict[str, str]) -> None:
     try:
         parsed = partner.parse(values)
     except PayloadError as error:
@@ -76,7 +82,27 @@ def test_parser_answers_a_storable_order_or_a_payload_error(partner, values):
         assert error.field is None or (isinstance(error.field, str) and len(error.field) <= 64)
     else:
         assert isinstance(parsed, ParsedOrder)
-        assert_storable(parsed, partner.slug)
+        assert_storable(parsed, partner)
+
+
+@partners
+@fuzz
+@given(data=st.data())
+def test_parser_answers_a_storable_order_or_a_payload_error(partner, data):
+    assert_parses_storable_or_refuses(partner, data.draw(params(partner), label="params"))
+
+
+# Inputs the fuzz once found to break storage, pinned so that every run tries them on every parser.
+@partners
+@pytest.mark.parametrize("values", [
+    every_example(ip="fe80::1%eth0", action_ip="fe80::1%eth0"),  # a zone id: not an address, overflowed the column
+    every_example(ipv6="fe80::1%" + "x" * 60),
+    every_example(click_time="0001-01-01 00:00:00"),  # before year 1 in UTC: OverflowError
+    every_example(time_of_order="0999-12-31 23:59:59", time="0999-12-31 23:59:59"),  # before what DATETIME holds
+    every_example(time="0001-01-01T00:00:00+03:00", conversion_time="253402300800"),
+], ids=["zone-id", "long-zone-id", "year-1", "year-999", "iso-year-1-and-unix-year-10000"])
+def test_inputs_that_once_broke_storage(partner, values):
+    assert_parses_storable_or_refuses(partner, values)
 
 
 @fuzz

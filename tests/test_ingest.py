@@ -165,7 +165,7 @@ def test_no_update_of_an_order_leaves_updated_at_behind(monkeypatch):
         for status in ("pending", "waiting", "completed", "pending", "rejected"):
             ingest(raw_get(order_status=status))
         ingest(raw_get(order_status="completed", revenue="999"))
-        monkeypatch.setitem(EpnBz.status_aliases, "paid", "completed")
+        monkeypatch.setitem(EpnBz.statuses, "paid", "completed")
         replay_delivery(Delivery.objects.get(pk=invalid.delivery_id))
         ingest(raw_get(uniq_id="replayed", order_status="completed", revenue="1"))
     assert len(set_clauses) >= 4, "the scenario no longer exercises the updates"

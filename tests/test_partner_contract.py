@@ -1,11 +1,55 @@
-"""Cases every registered partner parser must satisfy, whatever its network's format."""
+"""Cases every partner must satisfy, whatever its network's format.
+
+They run against PARTNERS_UNDER_CONTRACT: every registered partner, and any partner built otherwise
+(from data, say) that is added to that list, so that the same obligations hold for it.
+"""
+
+import json
+import re
+from pathlib import Path
+from urllib.parse import urlencode
+from zoneinfo import ZoneInfo
 
 import pytest
 
-from partners.base import OrderStatus, ParsedOrder, Partner, PayloadError
+from partners.base import (
+    DECIMAL_SEPARATORS,
+    ISO_8601,
+    STATUS_VALUES,
+    STATUS_WORD_LENGTH,
+    UNIX_SECONDS,
+    ExtraKind,
+    ParsedOrder,
+    Partner,
+    PayloadError,
+)
 from partners.registry import PARTNERS, get_partner
 
-partners = pytest.mark.parametrize("partner", list(PARTNERS.values()), ids=list(PARTNERS))
+PARTNERS_UNDER_CONTRACT: list[Partner] = list(PARTNERS.values())
+WEBHOOK_URL = "https://webhook.example.com/webhook/T0KEN"
+CURRENCY_CODE = re.compile(r"[A-Z]{3}")
+
+partners = pytest.mark.parametrize("partner", PARTNERS_UNDER_CONTRACT, ids=lambda partner: partner.slug)
+
+
+class ReadRecorder(dict):
+    """A postback's parameters that note every name the parser looks up."""
+
+    def __init__(self, values):
+        super().__init__(values)
+        self.read = set()
+
+    def get(self, key, default=None):
+        self.read.add(key)
+        return super().get(key, default)
+
+    def __getitem__(self, key):
+        self.read.add(key)
+        return super().__getitem__(key)
+
+    def __contains__(self, key):
+        self.read.add(key)
+        return super().__contains__(key)
 
 
 def test_registry_maps_each_slug_to_its_parser():
@@ -19,10 +63,72 @@ def test_registry_maps_each_slug_to_its_parser():
 
 
 @partners
-def test_aliases_lead_to_known_statuses(partner):
-    for alias, status in partner.status_aliases.items():
-        assert alias == alias.lower()
-        assert status in OrderStatus.values
+def test_the_example_parses_into_json_safe_extras(partner):
+    parsed = partner.parse(dict(partner.example))
+    assert isinstance(parsed, ParsedOrder)
+    assert parsed.order_status in STATUS_VALUES and parsed.original_status
+    assert set(parsed.extras) <= {extra.name for extra in partner.extra_fields}
+    assert json.loads(json.dumps(parsed.extras)) == parsed.extras
+    assert all(type(value) in (str, int, bool) for value in parsed.extras.values())
+
+
+@partners
+def test_the_parser_reads_only_its_declared_parameters(partner):
+    params = ReadRecorder(partner.example)
+    partner.parse(params)
+    declared = set(partner.parameters)
+    assert params.read <= declared, params.read - declared
+    assert set(partner.example) <= declared
+    assert partner.status_parameter in declared
+    assert {extra.name for extra in partner.extra_fields} <= declared
+
+
+@partners
+def test_the_url_to_paste_holds_every_parameter_as_a_macro_on_one_line(partner):
+    url = partner.postback_url(WEBHOOK_URL)
+    assert url.startswith(WEBHOOK_URL) and not re.search(r"\s", url)
+    if partner.macro is None:  # the network appends its own parameters
+        assert url == WEBHOOK_URL
+        return
+    before, after = partner.macro
+    assert url == WEBHOOK_URL + "?" + "&".join(f"{name}={before}{name}{after}" for name in partner.parameters)
+    assert len(set(partner.parameters)) == len(partner.parameters)
+
+
+@partners
+def test_statuses_map_each_network_word_to_ours_ignoring_case(partner):
+    assert partner.statuses, "a partner accepts at least one status word"
+    for word, status in partner.statuses.items():
+        assert word == word.strip().lower() and 0 < len(word) <= STATUS_WORD_LENGTH, word
+        assert status in STATUS_VALUES, (word, status)
+        for sent in (word, word.upper(), word.title(), f"  {word.upper()} "):
+            parsed = partner.parse({**partner.example, partner.status_parameter: sent})
+            assert (parsed.order_status, parsed.original_status) == (status, sent.strip())
+
+
+@partners
+def test_an_unknown_status_word_is_a_payload_error_naming_the_status_parameter(partner):
+    with pytest.raises(PayloadError) as caught:
+        partner.parse({**partner.example, partner.status_parameter: "no-such-status"})
+    assert caught.value.field == partner.status_parameter
+    assert "no-such-status" in caught.value.message
+
+
+@partners
+def test_the_knobs_are_well_formed(partner):
+    ZoneInfo(partner.timezone)
+    assert partner.timestamp_formats
+    for form in partner.timestamp_formats:
+        assert form in (ISO_8601, UNIX_SECONDS) or "%" in form, form
+    assert partner.decimal_separator in DECIMAL_SEPARATORS
+    if partner.currencies is not None:
+        assert partner.currencies and all(CURRENCY_CODE.fullmatch(code) for code in partner.currencies)
+    if partner.default_currency is not None:
+        assert partner.default_currency in (partner.currencies or [partner.default_currency])
+        assert CURRENCY_CODE.fullmatch(partner.default_currency)
+    names = [extra.name for extra in partner.extra_fields]
+    assert len(set(names)) == len(names)
+    assert all(extra.kind in ExtraKind.values and str(extra.label) for extra in partner.extra_fields)
 
 
 @partners
@@ -38,13 +144,15 @@ def test_garbage_values_never_raise_anything_but_payload_error(partner):
     garbage = {"\x00": "\x00", "a" * 300: "b" * 5000, "revenue": "NaN", "order_status": "??"}
     with pytest.raises(PayloadError):
         partner.parse(garbage)
+    with pytest.raises(PayloadError):
+        partner.parse({**partner.example, **{name: "\x00??" for name in partner.parameters}})
 
 
-@partners
-def test_timezone_is_a_real_zone(partner):
-    from zoneinfo import ZoneInfo
-
-    ZoneInfo(partner.timezone)
+@pytest.mark.parametrize("partner", list(PARTNERS.values()), ids=list(PARTNERS))
+def test_the_readme_shows_each_built_in_partners_url_to_paste_and_example(partner):
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    assert partner.postback_url("https://<domain>/webhook/<token>") in readme
+    assert urlencode(partner.example) in readme
 
 
 def test_parsed_order_fields_all_exist_on_the_model():

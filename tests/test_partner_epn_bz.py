@@ -89,16 +89,22 @@ def test_currency_defaults_to_rub_and_is_checked():
     assert error_of(currency="BTC").field == "currency"
 
 
-def test_type_id():
-    assert parse(type_id="2").type_id == 2
-    assert parse(type_id="").type_id is None
+def test_epn_own_values_are_typed_extras_and_absent_when_not_sent():
+    order = parse(type_id="2", offer_type="aliexpress", ipv6="2001:DB8::1")
+    assert order.extras == {"type_id": 2, "offer_type": "aliexpress", "ipv6": "2001:db8::1"}
+    assert parse(type_id="", offer_type="  ", ipv6="").extras == {}
     for bad in ("4", "x", "²", "-1"):
         assert error_of(type_id=bad).field == "type_id"
 
 
+def test_status_as_sent_is_kept_beside_ours():
+    order = parse(order_status="  Approved ")
+    assert (order.order_status, order.original_status) == ("completed", "Approved")
+
+
 def test_ip_addresses_are_validated():
-    order = parse(ip="203.0.113.7", ipv6="2001:DB8::1")
-    assert order.ip == "203.0.113.7" and order.ipv6 == "2001:db8::1"
+    order = parse(ip="203.0.113.7")
+    assert order.ip == "203.0.113.7"
     assert parse(ip="2001:db8::2").ip == "2001:db8::2"
     assert error_of(ip="999.1.1.1").field == "ip"
     assert error_of(ipv6="203.0.113.7").field == "ipv6"
@@ -118,7 +124,7 @@ def test_impossible_or_malformed_times_are_invalid(raw):
 
 
 def test_optional_text_fields_and_cyrillic():
-    order = parse(offer_name="АлиЭкспресс — «распродажа»", offer_type="aliexpress", offer_id="7",
+    order = parse(offer_name="АлиЭкспресс — «распродажа»", offer_id="7",
                   sub="a", sub2="b", sub3="c", sub4="d", sub5="e", user_agent="Mozilla/5.0")
     assert order.offer_name == "АлиЭкспресс — «распродажа»"
     assert (order.sub, order.sub5, order.offer_id) == ("a", "e", "7")

@@ -26,7 +26,7 @@ def counts(summary: ReplaySummary) -> tuple[int, ...]:
 def test_replaying_a_fixed_invalid_delivery_creates_its_order(monkeypatch):
     result = ingest(raw_get(order_status="paid"))
     assert result.outcome == "invalid"
-    monkeypatch.setitem(EpnBz.status_aliases, "paid", "completed")  # the parser fix
+    monkeypatch.setitem(EpnBz.statuses, "paid", "completed")  # the parser fix
     delivery = Delivery.objects.get(pk=result.delivery_id)
     assert replay_delivery(delivery, dry_run=True).outcome == "created"
     assert Order.objects.count() == 0
@@ -62,7 +62,7 @@ def test_a_dry_run_answers_what_the_replay_then_does(monkeypatch):
     conflicting = ingest(raw_get(uniq_id="conflict", revenue="11", order_status="paid"))
     fixed = ingest(raw_get(uniq_id="fixed", order_status="paid"))
     still_invalid = ingest(raw_get(uniq_id="broken", revenue="x"))
-    monkeypatch.setitem(EpnBz.status_aliases, "paid", "waiting")  # the parser fix: `conflicting` is a duplicate
+    monkeypatch.setitem(EpnBz.statuses, "paid", "waiting")  # the parser fix: `conflicting` is a duplicate
     for stored in (first, linked_duplicate, conflicting, fixed, still_invalid):
         delivery = Delivery.objects.get(pk=stored.delivery_id)
         predicted = replay_delivery(delivery, dry_run=True)
@@ -83,7 +83,7 @@ def test_a_failure_is_counted_and_the_others_replayed(monkeypatch):
             raise ZeroDivisionError("a bug in the parser")
         return real_parse(self, params)
 
-    monkeypatch.setitem(EpnBz.status_aliases, "paid", "completed")
+    monkeypatch.setitem(EpnBz.statuses, "paid", "completed")
     monkeypatch.setattr(EpnBz, "parse", parse)
     summary = replayed(Delivery.objects.order_by("pk"))
     assert counts(summary) == (1, 0, 0, 0, 1)

@@ -18,7 +18,6 @@ from django.utils import timezone
 
 from orders import rows
 from orders.models import Delivery, Order
-from partners.base import OfferType
 
 pytestmark = pytest.mark.django_db
 
@@ -39,10 +38,9 @@ def full_order(**changes) -> Order:
         "order_number": "№ 42 «ёлка»",
         "click_id": "клик 🙂 user",
         "order_status": "completed",
+        "original_status": "Approved_But_Stalled ✓",
         "offer_name": "Магазин 🛒 AliExpress",
-        "offer_type": "tag",
         "offer_id": "77",
-        "type_id": OfferType.REFERRAL,
         "sub": "ж",
         "sub2": "😀" * 10,
         "sub3": "",
@@ -52,10 +50,11 @@ def full_order(**changes) -> Order:
         "commission_fee": Decimal("0.000000001"),
         "currency": "TON",
         "ip": "2001:DB8:0:0:0:0:0:1",
-        "ipv6": "2001:0db8:85a3:0000:0000:8A2E:0370:7334",
         "user_agent": "Mozilla/5.0 (Ж; 😀)",
         "click_time": CLICKED,
         "time_of_order": ORDERED,
+        "extras": {"type_id": 2, "reward_ready": True, "offer_type": "ёлка 😀", "conversion_time":
+                   "2026-03-10T03:00:01+03:00", "none": None},
         "raw_payload": {"uniq_id": "Заказ-😀-1", "revenue": "12345.123456789",
                         "nested": {"list": [1, "два", None, True, 2.5]}, "emoji 🎉": "✓"},
         "has_conflict": True,
@@ -160,11 +159,12 @@ def test_order_values_survive_the_round_trip():
     stored = Order.objects.get(pk=order.pk)
     assert stored.uniq_id == "Заказ-😀-1" and stored.sub2 == "😀" * 10 and stored.sub5 == "я" * 255
     assert stored.revenue == Decimal("12345.123456789") and stored.commission_fee == Decimal("0.000000001")
-    assert stored.ip == "2001:db8::1" and stored.ipv6 == "2001:db8:85a3::8a2e:370:7334"
+    assert stored.ip == "2001:db8::1" and stored.original_status == "Approved_But_Stalled ✓"
+    assert stored.extras == full_order().extras and type(stored.extras["type_id"]) is int
     assert stored.click_time == CLICKED and stored.time_of_order == ORDERED
     assert stored.created_at == CLICKED + timedelta(hours=1, microseconds=1)
     assert stored.raw_payload == full_order().raw_payload
-    assert stored.type_id == 2 and stored.uniq_id_derived and stored.has_conflict and stored.is_current
+    assert stored.uniq_id_derived and stored.has_conflict and stored.is_current
 
 
 @pytest.mark.mariadb

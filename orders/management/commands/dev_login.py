@@ -1,18 +1,21 @@
 """Make sure a local admin exists and print where everything is (run by `make run`)."""
 
 import secrets
+from urllib.parse import urlencode
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
 
 from orders.setup_wizard import write_private
+from orders.tokens import webhook_urls
 
 USERNAME = "admin"
 
 
 class Command(BaseCommand):
-    help = "Development only: create the local admin user if needed, print the webhook and admin URLs."
+    help = ("Development only: create the local admin user if needed, print each network's webhook URL with a "
+            "curl to try it, and the admin URL.")
 
     def add_arguments(self, parser):
         parser.add_argument("--port", default="8000")
@@ -21,9 +24,9 @@ class Command(BaseCommand):
         if not settings.DEBUG:
             raise CommandError("dev_login is for development (DEBUG=True); use manage.py createsuperuser.")
         base = f"http://127.0.0.1:{port}"
-        tokens = [token for partner, token in settings.WEBHOOK_TOKENS if partner == "epn_bz"]
-        if not tokens:
-            raise CommandError("No WEBHOOK_SECRET_TOKEN in .env; delete .env and run make run again.")
+        networks = webhook_urls(base, settings.WEBHOOK_TOKENS)
+        if not networks:
+            raise CommandError("No webhook token in .env (WEBHOOK_SECRET_TOKEN); delete .env and run make run again.")
         password_file = settings.BASE_DIR / "var" / "dev-admin-password"
         user_model = get_user_model()
         user = user_model.objects.filter(username=USERNAME).first()
@@ -36,11 +39,14 @@ class Command(BaseCommand):
         password = password_file.read_text().strip() if password_file.exists() else ""
         if not password or not (user or user_model.objects.get(username=USERNAME)).check_password(password):
             password = "(changed since; reset it with: .venv/bin/python manage.py changepassword admin)"
+        for partner, url in networks:
+            # The URL to paste into the network's dashboard, and its example postback sent to our URL.
+            self.stdout.write(
+                f"\nWebhook URL ({partner.name}): {partner.postback_url(url)}\n"
+                f"Try it:   curl '{url}?{urlencode(partner.example)}'"
+            )
         self.stdout.write(
-            f"\nWebhook URL (EPN.bz): {base}/webhook/{tokens[0]}\n"
-            f"Try it:   curl '{base}/webhook/{tokens[0]}?click_id=123&order_number=ORDER-001"
-            "&uniq_id=EPN-12345&order_status=waiting&revenue=1500&commission_fee=100'\n"
-            f"Admin:    {base}/{settings.ADMIN_URL}\n"
+            f"\nAdmin:    {base}/{settings.ADMIN_URL}\n"
             f"Login:    {USERNAME} / {password}\n"
             f"Health:   {base}/health\n"
         )

@@ -28,7 +28,7 @@ FLAGS = {
 
 class Command(BaseCommand):
     help = ("Set up a production install: ask, check MariaDB, write .env (mode 600), collect the static files, "
-            "migrate, print the webhook URL and the next step.")
+            "migrate, print each network's webhook URL and the next step.")
     # The configuration may not exist yet: nothing is checked before the wizard has written it.
     requires_system_checks = []
     requires_migrations_checks = False
@@ -108,8 +108,9 @@ class Command(BaseCommand):
                                    capture=True)
         if result.returncode:
             self.stderr.write(f"manage.py check --deploy reports problems:\n{result.stdout}{result.stderr}")
+        urls = "".join(f"\n{name}:\n    {url}\n" for name, url in answers.postback_urls())
         self.stdout.write(self.style.SUCCESS("\nDone.") + (
-            f"\nWebhook URL, to paste into the network's dashboard:\n\n    {answers.webhook_url}\n"
+            f"\nWebhook URLs, to paste into each network's dashboard:\n{urls}"
             f"\nAdmin: https://{answers.domain}/{settings.ADMIN_URL}\n"
         ))
         self.stdout.write(wizard.next_steps(Path(settings.BASE_DIR), answers.domain, docker=docker))
