@@ -10,6 +10,8 @@ import os
 import random
 import shutil
 import signal
+import subprocess
+import sys
 import threading
 import time
 from collections import Counter
@@ -21,6 +23,7 @@ import pytest
 
 from devtools.mariadb import PrivateMariaDB, free_port
 from tests.live_service import (
+    BASE_DIR,
     TOKEN,
     Service,
     SilentSmtp,
@@ -183,6 +186,27 @@ def test_replicas_sharing_the_alert_state_mail_once_for_one_outage(up, tmp_path)
             assert_no_token_anywhere(replica, smtp)
         print(f"\n[three replicas, one alert directory] replies {[replies[n].status for n in range(3)]}, "
               f"emails {len(smtp.messages)}: {smtp.subjects()}")
+
+
+def test_the_image_healthcheck_is_alive_while_the_database_is_down(up, tmp_path):
+    """docker/healthcheck.py, the image's HEALTHCHECK, reports whether gunicorn answers, not whether the
+    database does: Traefik leaves out a container docker calls unhealthy, and then no postback would
+    reach the spool."""
+    with Service(production_env(up.url(), tmp_path, "consolemail://"), tmp_path, workers=1) as service:
+        environment = {**service.env, "DOMAIN": "127.0.0.1"}
+
+        def healthcheck() -> int:
+            return subprocess.run([sys.executable, "docker/healthcheck.py"], cwd=BASE_DIR, env=environment,
+                                  capture_output=True, timeout=30).returncode
+
+        assert healthcheck() == 0
+        up.kill()
+        try:
+            assert service.get("/health").status == 503
+            assert healthcheck() == 0
+        finally:
+            up.start()
+    assert healthcheck() == 1, "gunicorn is gone"
 
 
 def test_sender_that_never_retries_is_stored_from_the_spool(up, tmp_path):

@@ -98,6 +98,8 @@ def test_traefik_terminates_tls_for_the_domain_and_keeps_the_token_out_of_its_lo
     traefik = compose["services"]["traefik"]
     flags = dict(flag.partition("=")[::2] for flag in traefik["command"])
     assert flags["--certificatesresolvers.letsencrypt.acme.httpchallenge.entrypoint"] == "web"
+    # A starting or unhealthy web container: 503 from Traefik, never 404 for the webhook URL.
+    assert flags["--providers.docker.allowEmptyServices"] == "true"
     assert flags["--entrypoints.web.http.redirections.entrypoint.to"] == "websecure"
     # The request path is /webhook/<token>: the JSON access log drops it, and every header (Referer).
     assert flags["--accesslog.format"] == "json"
