@@ -279,3 +279,13 @@ def test_each_replica_writes_through_its_own_node_behind_traefiks_health_check(c
                                              "web": {"condition": "service_healthy"}}
     interpolated = set(re.findall(r"\$\{([A-Z_]+)", GALERA_FILE.read_text()))
     assert interpolated == {"DOMAIN", "MARIADB_PASSWORD", "MARIADB_ROOT_PASSWORD_HASH", "GALERA_CLUSTER_ADDRESS"}
+
+
+def test_docs_start_the_cluster_with_the_files_and_services_that_exist(galera):
+    scaling = (BASE_DIR / "docs" / "SCALING.md").read_text()
+    command = "docker compose -f docker/compose.yaml -f docker/compose.galera.yaml --env-file .env"
+    assert f"{command} up -d" in scaling and f'C="{command}"' in scaling
+    block = scaling[scaling.index("### Starting the cluster"):scaling.index("### Across hosts")]
+    assert "GALERA_CLUSTER_ADDRESS=gcomm:// $C up -d db " in block and "$C up -d db2 db3 " in block
+    assert {"db", "db2", "db3", "web", "web2", "web3"} <= set(galera["services"])
+    assert "docker/compose.galera.yaml" in readme_section("Deploy with docker compose")
