@@ -10,29 +10,35 @@ from django.db import connection
 
 from partners.base import FINAL_STATUSES
 
-from .models import Order
+from .models import Order, OrderVersion
 
 
 def refresh_current(partner: str, uniq_id: str) -> int | None:
     """Set is_current on exactly one row of the order and return its pk; call inside the transaction
     that inserted a row.
 
-    The locking read (SELECT ... FOR UPDATE) waits for any other transaction that inserted or flagged
-    a row of the same order, so the transaction that commits last has seen every row and leaves the
-    flags right. Under READ COMMITTED there are no gap locks, so two first arrivals of one order can
-    each hold their own new row and wait for the other's: InnoDB then aborts one as a deadlock, which
-    orders.ingest retries as a transient error.
+    Two transactions that each insert a status of the same order must not both decide from what they
+    alone see, or both would leave their own row current. So each first writes the order's one
+    OrderVersion row (creating it if need be), then reads the order's rows and sets the flags. On one
+    server the second writer waits for that row until the first commits, and then its read sees the
+    first's row. On a Galera cluster the row lock is local to a node, but the write is replicated: two
+    such transactions on two nodes write the same row, so the second to commit fails certification with
+    a deadlock error (1213), which orders.ingest retries as transient. Either way the transaction that
+    commits last has seen every row and leaves the flags right.
 
-    Written in SQL rather than the ORM because every new order runs it (see orders.rows); the rule
-    above is its ORDER BY, so the first row is the current one.
+    The read therefore needs no lock of its own (under READ COMMITTED each statement sees what was
+    committed before it began). Nothing else changes is_current, and a transaction waiting for the
+    version row holds no lock that the one holding it needs: the rows it inserted are invisible to
+    others until it commits. Written in SQL rather than the ORM because every new order runs it (see
+    orders.rows); the rule above is its ORDER BY, so the first row is the current one.
     """
-    table = Order._meta.db_table
+    quote = connection.ops.quote_name
     finals = ", ".join(["%s"] * len(FINAL_STATUSES))
-    lock = " FOR UPDATE" if connection.features.has_select_for_update else ""
     with connection.cursor() as cursor:
+        cursor.execute(_bump_version_sql(), [partner, uniq_id])
         cursor.execute(
-            f"SELECT id, is_current FROM {connection.ops.quote_name(table)} WHERE partner = %s AND uniq_id = %s"
-            f" ORDER BY order_status IN ({finals}) DESC, created_at DESC, id DESC{lock}",
+            f"SELECT id, is_current FROM {quote(Order._meta.db_table)} WHERE partner = %s AND uniq_id = %s"
+            f" ORDER BY order_status IN ({finals}) DESC, created_at DESC, id DESC",
             [partner, uniq_id, *FINAL_STATUSES],
         )
         rows = cursor.fetchall()
@@ -45,3 +51,14 @@ def refresh_current(partner: str, uniq_id: str) -> int | None:
     if not rows[0][1]:
         Order.objects.filter(pk=current_pk).update(is_current=True)
     return current_pk
+
+
+def _bump_version_sql() -> str:
+    """Insert the order's version row, or increment it: one statement that always writes the row."""
+    quote = connection.ops.quote_name
+    if connection.vendor == "mysql":
+        on_conflict = "ON DUPLICATE KEY UPDATE version = version + 1"
+    else:  # SQLite
+        on_conflict = "ON CONFLICT (partner, uniq_id) DO UPDATE SET version = version + 1"
+    return (f"INSERT INTO {quote(OrderVersion._meta.db_table)} (partner, uniq_id, version) VALUES (%s, %s, 1) "
+            f"{on_conflict}")

@@ -6,11 +6,14 @@ TRANSIENT = "transient"
 CONFIGURATION = "configuration"
 
 # MariaDB error codes that go away on their own: the server restarts, a lock is released, a
-# connection slot frees up, an operator makes the disk or the server writable again.
+# connection slot frees up, an operator makes the disk or the server writable again, a Galera node
+# rejoins its cluster.
 TRANSIENT_CODES = {
     1021: "disk full",
     1030: "storage engine error",
     1040: "too many connections",
+    # A Galera node still joining the cluster, or cut off from its majority: another node takes writes.
+    1047: "cluster node not ready",
     1053: "server shutdown in progress",
     1114: "table is full",
     1203: "too many connections for the user",

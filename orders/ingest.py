@@ -83,6 +83,7 @@ def ingest(raw: RawRequest) -> IngestResult:
             out_of_time = time.monotonic() + pause + longest_attempt() > deadline
             if kind != dberrors.TRANSIENT or attempt == settings.INGEST_ATTEMPTS or out_of_time:
                 return _spool(raw, error, kind, attempt)
+            _log_retry(raw, error, attempt, pause)
             time.sleep(pause)
         except Exception as error:
             _record_bug_and_raise(raw, error)
@@ -253,6 +254,17 @@ def _create_delivery(raw: RawRequest, outcome: str, *, spool_id: str | None, **e
     )
     rows.insert(delivery)
     return delivery
+
+
+def _log_retry(raw: RawRequest, error: DatabaseError, attempt: int, pause: float) -> None:
+    """One line per retried attempt, with the error's code: what retries cost stays visible (on a Galera
+    cluster, each certification conflict between nodes is one such line with code 1213)."""
+    key = _key_of(raw)
+    log.warning(
+        "postback attempt %d failed, retrying in %d ms: uniq_id=%s status=%s: %s",
+        attempt, round(pause * 1000), key.get("uniq_id", "-"), key.get("order_status", "-"), dberrors.describe(error),
+        extra={"partner": raw.partner, "attempt": attempt, "error_code": dberrors.error_code(error), **key},
+    )
 
 
 def _backoff(attempt: int) -> float:

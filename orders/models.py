@@ -118,6 +118,33 @@ class Order(models.Model):
         return f"{self.partner} {self.uniq_id} {self.order_status}"
 
 
+class OrderVersion(models.Model):
+    """One row per order (partner, uniq_id), which every transaction that stores a status event of the
+    order writes (orders.current), so that two such transactions always touch one row in common.
+
+    On one server that row's lock makes them take turns; on a Galera cluster, where locks are local to
+    each node, two of them on different nodes both write the row, so one fails certification and is
+    retried (docs/SCALING.md). Either way, the one that commits last has seen every status of the order
+    when it decides which is current. The row is created by the first status event that needs it:
+    orders stored before it existed get theirs with their next status.
+    """
+
+    # The key itself: the table is only ever reached by it, and Galera needs a primary key on every table.
+    pk = models.CompositePrimaryKey("partner", "uniq_id")
+    partner = models.CharField(_("partner"), max_length=32)
+    uniq_id = ExactCharField(_("unique id"), max_length=MAX_TEXT_LENGTH)
+    # Incremented by each write: a write that changes nothing would not be replicated, and so could not
+    # conflict with anything.
+    version = models.PositiveBigIntegerField(_("version"), default=1)
+
+    class Meta:
+        verbose_name = _("order version")
+        verbose_name_plural = _("order versions")
+
+    def __str__(self):
+        return f"{self.partner} {self.uniq_id} v{self.version}"
+
+
 class Delivery(models.Model):
     """One authenticated request, as received, and what became of it."""
 

@@ -15,7 +15,7 @@ from epnhook.middleware import machine_endpoint
 from . import spool, spooldrain
 from .clientip import address_allowed, client_ip
 from .ingest import SPOOLED, UNAVAILABLE, ingest
-from .models import Delivery
+from .models import Delivery, Order
 from .rawrequest import RawRequest
 from .tokens import log_near_miss, partner_for_token, seconds_left_in_window, wrong_token_over_limit
 
@@ -142,11 +142,13 @@ def _chunked(request) -> bool:
 @machine_endpoint
 def health(request):
     """200 when the database answers, 503 when it does not, with the spool backlog either way; never
-    reveals configuration."""
+    reveals configuration. A load balancer sends postbacks to the replicas that answer 200."""
     started = time.monotonic()
     try:
         with connection.cursor() as cursor:
-            cursor.execute("SELECT 1")
+            # A read of a table, not a bare SELECT 1: a Galera node cut off from the cluster's majority, or
+            # still joining it, answers SELECT 1 but refuses every table (error 1047), writes included.
+            cursor.execute(f"SELECT 1 FROM {connection.ops.quote_name(Order._meta.db_table)} LIMIT 1")
         database = "ok"
     except DatabaseError:
         database = "error"

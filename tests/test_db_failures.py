@@ -10,10 +10,12 @@ import os
 import random
 import shutil
 import signal
+import subprocess
+import sys
 import threading
 import time
 from collections import Counter
-from contextlib import nullcontext
+from contextlib import ExitStack, nullcontext
 from itertools import count as counter
 
 import MySQLdb
@@ -21,6 +23,7 @@ import pytest
 
 from devtools.mariadb import PrivateMariaDB, free_port
 from tests.live_service import (
+    BASE_DIR,
     TOKEN,
     Service,
     SilentSmtp,
@@ -145,6 +148,65 @@ def test_kill_during_load_loses_nothing_and_doubles_nothing(up, tmp_path):
         assert_no_token_anywhere(service, smtp)
         print(f"\n[kill during load] replies {dict(statuses)}, worst 503 {worst_503:.2f}s, "
               f"spooled deliveries drained {spooled}, emails {len(smtp.messages)}: {smtp.subjects()}")
+
+
+def test_replicas_sharing_the_alert_state_mail_once_for_one_outage(up, tmp_path):
+    """Three replicas of the service, each with its own spool, sharing ALERT_STATE_DIR (replicas on one
+    host with one volume for it, docs/SCALING.md): the database goes down under all three at once, each
+    spools, and the admins get one email, not three."""
+    alert_dir = tmp_path / "alerts"
+    with SmtpSink() as smtp, ExitStack() as stack:
+        replicas = [
+            stack.enter_context(Service(production_env(up.url(), tmp_path / f"replica{n}", smtp.url(),
+                                                       ALERT_STATE_DIR=str(alert_dir)), tmp_path / f"replica{n}",
+                                        workers=1))
+            for n in range(3)
+        ]
+        up.kill()
+        barrier, replies = threading.Barrier(len(replicas)), {}
+
+        def send(n, replica):
+            barrier.wait()
+            replies[n] = replica.postback(f"replicas-{n}")
+
+        threads = [threading.Thread(target=send, args=entry) for entry in enumerate(replicas)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(60)
+        up.start()
+        for replica in replicas:
+            replica.drain_after_recovery()
+        wait_for_mail(smtp, 1)
+
+        assert [replies[n].status for n in range(len(replicas))] == [503] * len(replicas)
+        assert sorted(stored_orders(up, "replicas-")) == [f"replicas-{n}" for n in range(len(replicas))]
+        assert len(smtp.messages) == 1 and "Database unavailable" in smtp.subjects()[0], smtp.subjects()
+        for replica in replicas:
+            assert_no_token_anywhere(replica, smtp)
+        print(f"\n[three replicas, one alert directory] replies {[replies[n].status for n in range(3)]}, "
+              f"emails {len(smtp.messages)}: {smtp.subjects()}")
+
+
+def test_the_image_healthcheck_is_alive_while_the_database_is_down(up, tmp_path):
+    """docker/healthcheck.py, the image's HEALTHCHECK, reports whether gunicorn answers, not whether the
+    database does: Traefik leaves out a container docker calls unhealthy, and then no postback would
+    reach the spool."""
+    with Service(production_env(up.url(), tmp_path, "consolemail://"), tmp_path, workers=1) as service:
+        environment = {**service.env, "DOMAIN": "127.0.0.1"}
+
+        def healthcheck() -> int:
+            return subprocess.run([sys.executable, "docker/healthcheck.py"], cwd=BASE_DIR, env=environment,
+                                  capture_output=True, timeout=30).returncode
+
+        assert healthcheck() == 0
+        up.kill()
+        try:
+            assert service.get("/health").status == 503
+            assert healthcheck() == 0
+        finally:
+            up.start()
+    assert healthcheck() == 1, "gunicorn is gone"
 
 
 def test_sender_that_never_retries_is_stored_from_the_spool(up, tmp_path):

@@ -28,7 +28,7 @@ def wrapped(django_error, code: int, message: str):
 
 
 @pytest.mark.parametrize(
-    "code", [2002, 2003, 2006, 2013, 1040, 1203, 1226, 1205, 1213, 1290, 1836, 1792, 1021, 1114, 4031])
+    "code", [2002, 2003, 2006, 2013, 1040, 1047, 1203, 1226, 1205, 1213, 1290, 1836, 1792, 1021, 1114, 4031])
 def test_transient_codes(code):
     assert dberrors.classify(wrapped(OperationalError, code, "x")) == dberrors.TRANSIENT
 

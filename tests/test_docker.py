@@ -98,6 +98,8 @@ def test_traefik_terminates_tls_for_the_domain_and_keeps_the_token_out_of_its_lo
     traefik = compose["services"]["traefik"]
     flags = dict(flag.partition("=")[::2] for flag in traefik["command"])
     assert flags["--certificatesresolvers.letsencrypt.acme.httpchallenge.entrypoint"] == "web"
+    # A starting or unhealthy web container: 503 from Traefik, never 404 for the webhook URL.
+    assert flags["--providers.docker.allowEmptyServices"] == "true"
     assert flags["--entrypoints.web.http.redirections.entrypoint.to"] == "websecure"
     # The request path is /webhook/<token>: the JSON access log drops it, and every header (Referer).
     assert flags["--accesslog.format"] == "json"
@@ -219,3 +221,71 @@ def test_compose_references_resolve_and_its_variables_are_the_ones_setup_writes(
     interpolated = set(re.findall(r"\$\{([A-Z_]+)", COMPOSE_FILE.read_text()))
     assert interpolated == {"DOMAIN", "MARIADB_PASSWORD", "MARIADB_ROOT_PASSWORD_HASH"} and interpolated <= written
     assert f"{wizard.DOCKER_DB_HOST}:3306" in answers.database_url and wizard.DOCKER_DB_HOST in services
+
+
+GALERA_FILE = DOCKER / "compose.galera.yaml"
+GALERA_NODES = ("db", "db2", "db3")
+REPLICAS = {"web": "db", "web2": "db2", "web3": "db3"}
+
+
+@pytest.fixture(scope="module")
+def galera():
+    return YAML(typ="safe").load(GALERA_FILE.read_text())
+
+
+def test_the_galera_override_matches_the_compose_spec_schema():
+    result = validate_compose(GALERA_FILE)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_the_galera_override_runs_three_writable_nodes_each_on_its_own_volume(compose, galera):
+    services = galera["services"]
+    for name in GALERA_NODES:
+        options = dict(flag.removeprefix("--").partition("=")[::2] for flag in services[name]["command"])
+        # What Galera needs (docs/SCALING.md), and compose.yaml's character set, which `command` replaces.
+        assert options["wsrep-on"] == "ON" and options["wsrep-provider"].endswith("/libgalera_smm.so")
+        assert options["binlog-format"] == "ROW" and options["innodb-autoinc-lock-mode"] == "2"
+        assert options["character-set-server"] == "utf8mb4"
+        assert options["collation-server"] == compose["services"]["db"]["command"][1].split("=")[1]
+        # The default address names every node; the variable exists for bootstrapping one.
+        address = re.fullmatch(r"\$\{GALERA_CLUSTER_ADDRESS:-gcomm://([\w,]+)\}", options["wsrep-cluster-address"])
+        assert address and address.group(1).split(",") == list(GALERA_NODES)
+        assert "--galera_online" in services[name]["healthcheck"]["test"]
+        assert services[name]["networks"] == ["backend"]  # the internal network, as compose.yaml's db
+    data = [compose["services"]["db"]["volumes"][0], *(services[name]["volumes"][0] for name in GALERA_NODES[1:])]
+    assert all(volume.endswith(":/var/lib/mysql") for volume in data)
+    named = {volume.split(":")[0] for volume in data}
+    assert len(named) == 3 and named <= set(compose["volumes"]) | set(galera["volumes"])
+
+
+def test_each_replica_writes_through_its_own_node_behind_traefiks_health_check(compose, galera):
+    services = galera["services"]
+    answers = wizard.Answers(domain="webhook.example.com", admins=["ops@example.com"], mail="console")
+    wizard.use_docker_database(answers)
+    answers.generate_missing_secrets()
+    for replica, node in REPLICAS.items():
+        service = services[replica]
+        # The URL setup --docker writes, on this replica's node.
+        url = service["environment"]["DATABASE_URL"].replace("${MARIADB_PASSWORD}", answers.db_password)
+        assert url == answers.database_url.replace(f"@{wizard.DOCKER_DB_HOST}:", f"@{node}:")
+        labels = dict(label.split("=", 1) for label in service["labels"])
+        assert labels["traefik.http.services.epnhook.loadbalancer.healthcheck.path"] == "/health"
+        assert labels["traefik.http.services.epnhook.loadbalancer.healthcheck.hostname"].startswith("${DOMAIN:?")
+        if replica != "web":
+            # The rest (image, .env, Traefik's router, the spool volume) is compose.yaml's web, unchanged.
+            assert service["extends"] == {"file": "compose.yaml", "service": "web"}
+            # Its node synced, and web up: the migrations, which every replica runs as it starts, ran once.
+            assert service["depends_on"] == {node: {"condition": "service_healthy"},
+                                             "web": {"condition": "service_healthy"}}
+    interpolated = set(re.findall(r"\$\{([A-Z_]+)", GALERA_FILE.read_text()))
+    assert interpolated == {"DOMAIN", "MARIADB_PASSWORD", "MARIADB_ROOT_PASSWORD_HASH", "GALERA_CLUSTER_ADDRESS"}
+
+
+def test_docs_start_the_cluster_with_the_files_and_services_that_exist(galera):
+    scaling = (BASE_DIR / "docs" / "SCALING.md").read_text()
+    command = "docker compose -f docker/compose.yaml -f docker/compose.galera.yaml --env-file .env"
+    assert f"{command} up -d" in scaling and f'C="{command}"' in scaling
+    block = scaling[scaling.index("### Starting the cluster"):scaling.index("### Across hosts")]
+    assert "GALERA_CLUSTER_ADDRESS=gcomm:// $C up -d db " in block and "$C up -d db2 db3 " in block
+    assert {"db", "db2", "db3", "web", "web2", "web3"} <= set(galera["services"])
+    assert "docker/compose.galera.yaml" in readme_section("Deploy with docker compose")

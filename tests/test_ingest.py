@@ -177,7 +177,7 @@ def test_raw_request_round_trips_through_json():
     assert RawRequest.from_json(raw.to_json()) == raw
 
 
-def test_transient_database_error_is_retried_then_succeeds(monkeypatch):
+def test_transient_database_error_is_retried_then_succeeds(monkeypatch, caplog):
     calls = []
     real_store = ingest_module.store
 
@@ -191,6 +191,11 @@ def test_transient_database_error_is_retried_then_succeeds(monkeypatch):
     assert ingest(raw_get()).outcome == "created"
     assert len(calls) == 3
     assert spool.backlog() == 0
+    # One line per retry, with the error's code: how the cost of retries is counted (docs/SCALING.md).
+    retries = [record for record in caplog.records if record.name == "epnhook.ingest"]
+    assert [(record.levelname, record.attempt, record.error_code) for record in retries] == [
+        ("WARNING", 1, 2013), ("WARNING", 2, 2013)]
+    assert "uniq_id=EPN-12345 status=waiting: MariaDB error 2013" in retries[0].getMessage()
 
 
 class IngestClock:

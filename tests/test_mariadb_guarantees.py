@@ -119,3 +119,19 @@ def test_derived_key_makes_a_repeat_without_uniq_id_a_duplicate(client, webhook_
     again = client.get(webhook_url, postback(uniq_id=None, offer_id="42"))
     assert first.json()["status"] == "created" and again.json()["status"] == "duplicate"
     assert Order.objects.get().uniq_id_derived
+
+
+def test_every_table_is_innodb_with_a_primary_key():
+    """What a Galera cluster needs of every table (docs/SCALING.md): InnoDB, the one engine it replicates,
+    and a primary key, without which each replicated row change is a full scan on every other node and
+    rows may end up in a different order on each. Django's own tables and the many-to-many ones included."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT t.table_name, t.engine, c.constraint_name FROM information_schema.tables t "
+            "LEFT JOIN information_schema.table_constraints c ON c.table_schema = t.table_schema "
+            "AND c.table_name = t.table_name AND c.constraint_type = 'PRIMARY KEY' "
+            "WHERE t.table_schema = DATABASE() AND t.table_type = 'BASE TABLE'"
+        )
+        tables = cursor.fetchall()
+    assert {"orders_order", "orders_orderversion", "auth_user_groups", "django_session"} <= {row[0] for row in tables}
+    assert [(name, engine) for name, engine, primary_key in tables if engine != "InnoDB" or primary_key is None] == []

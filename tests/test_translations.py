@@ -9,7 +9,7 @@ from orders.ingest import IngestResult
 from orders.replay import describe
 from tests.admin_helpers import load_orders, make_admin
 
-UNTRANSLATED = {"sub", "sub2", "sub3", "sub4", "sub5", "ID", "RUB", "USD", "EUR", "GBP", "TON"}
+UNTRANSLATED = {"sub", "sub2", "sub3", "sub4", "sub5", "ID", "pk", "RUB", "USD", "EUR", "GBP", "TON"}
 
 
 def our_labels():
