@@ -7,11 +7,10 @@ from django.conf import settings
 from django.core.checks import Error, Warning, register
 
 from partners.registry import PARTNERS
+from partners.tokens import URL_SAFE_TOKEN
 
 # 32 random bytes: 43 characters of URL-safe base64, 64 of hex.
 MIN_TOKEN_BITS = 256
-# RFC 3986 unreserved characters: the only ones that reach the view exactly as configured.
-URL_SAFE_TOKEN = re.compile(r"[A-Za-z0-9._~-]+")
 # Alphabets a generated token is written in, smallest first, with the bits each character carries;
 # anything else is rated as the URL-safe alphabet (66 characters), the largest a working token can use.
 _ALPHABETS = ((re.compile(r"[0-9]+"), math.log2(10)), (re.compile(r"[0-9a-fA-F]+"), 4.0),

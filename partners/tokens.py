@@ -1,12 +1,17 @@
-"""Mapping a webhook URL token to its partner, in constant time; limiting wrong guesses; telling the
-operator about a sender that calls a near miss of its webhook URL; and each network's webhook URL."""
+"""Mapping a webhook URL token to its network, in constant time; limiting wrong guesses; telling the
+operator about a sender that calls a near miss of its webhook URL; and each network's webhook URL.
 
-import hashlib
+A token is either the environment's (settings.WEBHOOK_TOKENS, in clear) or one issued in the admin
+(partners.models.NetworkToken, known only by its SHA-256 through this process's partners.snapshot). Both
+kinds are compared alike: the candidate's digest against every token's digest.
+"""
+
 import hmac
 import logging
 import re
 import time
 from functools import lru_cache
+from typing import NamedTuple
 
 from django.conf import settings
 from django.core.cache import cache
@@ -14,22 +19,42 @@ from django.core.signals import setting_changed
 from django.dispatch import receiver
 from django.urls import reverse
 
-from partners.base import Partner
-from partners.registry import PARTNERS
-
-from .checks import URL_SAFE_TOKEN
+from . import snapshot
+from .base import Partner
+from .models import token_digest
+from .registry import find_partner
 
 log = logging.getLogger("epnhook.tokens")
 
+# RFC 3986 unreserved characters: the only ones that reach the view exactly as configured.
+URL_SAFE_TOKEN = re.compile(r"[A-Za-z0-9._~-]+")
 
-def partner_for_token(candidate: str) -> str | None:
-    """The partner whose token `candidate` is, or None.
 
-    Both sides are hashed first so every comparison is between equal-length digests, and every
-    configured token is compared (no early exit), so the time taken says nothing about how close a
-    guess was or which token matched.
+class TokenMatch(NamedTuple):
+    """What a token says of a postback: whose it is, and the status its URL implies ("" for none)."""
+
+    partner: str
+    implied_status: str = ""
+    token_id: int | None = None  # an admin token's NetworkToken id; None for the environment's
+
+
+def partner_for_token(candidate: str) -> TokenMatch | None:
+    """The network whose token `candidate` is, or None; a use of an admin token is noted for its last use.
+
+    Both sides are hashed first so every comparison is between equal-length digests, and every token,
+    the environment's and the admin's, is compared (no early exit), so the time taken says nothing
+    about how close a guess was or which token matched.
     """
-    return _match(candidate, _token_digests())
+    found = _match(token_digest(candidate), _lookup_table(snapshot.current(), exact=True))
+    if found is not None and found.token_id is not None:
+        snapshot.record_use(found.token_id)
+    return found
+
+
+def tokens_known() -> bool:
+    """Whether this process knows the admin's tokens: False only while it has neither read them from the
+    database nor found their saved copy, when an unknown token may still be a valid one."""
+    return snapshot.current().loaded
 
 
 def webhook_urls(base_url: str, tokens) -> list[tuple[Partner, str]]:
@@ -40,38 +65,57 @@ def webhook_urls(base_url: str, tokens) -> list[tuple[Partner, str]]:
     first_tokens = {}
     for partner, token in tokens:
         first_tokens.setdefault(partner, token)
-    return [(PARTNERS[slug], base_url + reverse("webhook", args=[token]))
-            for slug, token in first_tokens.items() if slug in PARTNERS]
+    found = ((find_partner(slug), token) for slug, token in first_tokens.items())
+    return [(partner, webhook_url(base_url, token)) for partner, token in found if partner is not None]
 
 
-def _match(candidate: str, digests: tuple[tuple[str, bytes], ...]) -> str | None:
-    digest = _digest(candidate)
+def webhook_url(base_url: str, token: str) -> str:
+    return base_url + reverse("webhook", args=[token])
+
+
+def _match(digest: bytes, table: tuple[tuple[bytes, TokenMatch], ...]) -> TokenMatch | None:
     found = None
-    for partner, token_digest in digests:
-        if hmac.compare_digest(digest, token_digest):
-            found = partner
+    for known, match in table:
+        if hmac.compare_digest(digest, known):
+            found = match
     return found
 
 
-def _digest(text: str) -> bytes:
-    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).digest()
+# The last table built, with the environment's and the snapshot's tokens it was built from: rebuilt when
+# either changes (compared by identity, so that a postback pays no hashing of tuples).
+_tables: dict[bool, tuple[tuple, tuple, tuple]] = {}
+
+
+def _lookup_table(current: snapshot.Snapshot, *, exact: bool) -> tuple[tuple[bytes, TokenMatch], ...]:
+    """(digest, match) for every token, the environment's first; `exact=False`: the digests of the tokens in
+    lower case, for near_miss."""
+    environment = _environment_digests() if exact else _casefolded_environment_digests()
+    built = _tables.get(exact)
+    if built is not None and built[0] is environment and built[1] is current.tokens:
+        return built[2]
+    table = (*environment, *(
+        (token.digest if exact else token.casefolded_digest, TokenMatch(token.partner, token.implied_status, token.id))
+        for token in current.tokens
+    ))
+    _tables[exact] = (environment, current.tokens, table)
+    return table
 
 
 @lru_cache(maxsize=1)
-def _token_digests() -> tuple[tuple[str, bytes], ...]:
-    return tuple((partner, _digest(token)) for partner, token in settings.WEBHOOK_TOKENS)
+def _environment_digests() -> tuple[tuple[bytes, TokenMatch], ...]:
+    return tuple((token_digest(token), TokenMatch(partner)) for partner, token in settings.WEBHOOK_TOKENS)
 
 
 @lru_cache(maxsize=1)
-def _casefolded_token_digests() -> tuple[tuple[str, bytes], ...]:
-    return tuple((partner, _digest(token.casefold())) for partner, token in settings.WEBHOOK_TOKENS)
+def _casefolded_environment_digests() -> tuple[tuple[bytes, TokenMatch], ...]:
+    return tuple((token_digest(token.casefold()), TokenMatch(partner)) for partner, token in settings.WEBHOOK_TOKENS)
 
 
 @receiver(setting_changed)
 def _forget_tokens(setting, **kwargs):
     if setting == "WEBHOOK_TOKENS":
-        _token_digests.cache_clear()
-        _casefolded_token_digests.cache_clear()
+        _environment_digests.cache_clear()
+        _casefolded_environment_digests.cache_clear()
 
 
 # A webhook path in any case and with any number of slashes: "/Webhook/", "//webhook//".
@@ -79,13 +123,13 @@ _ANY_WEBHOOK_PATH = re.compile(r"(/+)(webhook)(/+)(.*)", re.IGNORECASE | re.DOTA
 
 
 def near_miss(path: str) -> tuple[str, list[str]] | None:
-    """For a path that nearly is a partner's webhook URL, that partner and what is wrong with the path;
-    None for the right URL and for any path that holds no configured token.
+    """For a path that nearly is a network's webhook URL, that network and what is wrong with the path;
+    None for the right URL and for any path that holds no token, the environment's or the admin's.
 
     A near miss is the /webhook/ prefix in another case or with doubled slashes, characters around the
     token (a quote, a space), more path after it, or the token itself in another case. The token is
-    compared as partner_for_token compares it, hashed and with every configured token, so the time
-    taken says nothing about a guess that is not a token up to case.
+    compared as partner_for_token compares it, hashed and with every token, so the time taken says
+    nothing about a guess that is not a token up to case.
     """
     match = _ANY_WEBHOOK_PATH.fullmatch(path)
     if match is None:
@@ -97,10 +141,11 @@ def near_miss(path: str) -> tuple[str, list[str]] | None:
         return None
     core = runs[0]
     mistakes = []
-    partner = _match(core, _token_digests())
-    if partner is None:
-        partner = _match(core.casefold(), _casefolded_token_digests())
-        if partner is None:
+    current = snapshot.current()
+    found = _match(token_digest(core), _lookup_table(current, exact=True))
+    if found is None:
+        found = _match(token_digest(core.casefold()), _lookup_table(current, exact=False))
+        if found is None:
             return None
         mistakes.append("the token in the wrong case")
     if word != "webhook":
@@ -111,7 +156,7 @@ def near_miss(path: str) -> tuple[str, list[str]] | None:
         mistakes.append("stray characters around the token")
     if any(after):
         mistakes.append("more path after the token")
-    return (partner, mistakes) if mistakes else None
+    return (found.partner, mistakes) if mistakes else None
 
 
 def log_near_miss(path: str, address: str | None) -> None:

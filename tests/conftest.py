@@ -90,6 +90,33 @@ def _empty_cache():
     cache.clear()
 
 
+@pytest.fixture(autouse=True)
+def network_clock(monkeypatch):
+    """Each test starts with this process's snapshot of the admin's networks and tokens loaded and empty,
+    as the test database has them, on a clock that stands still: the snapshot is read again only when a
+    change is saved (its signals) or when a test moves the clock (`network_clock.advance(seconds)`), so
+    that no query count depends on how long a test took."""
+    from partners import snapshot
+
+    clock = StoppedClock()
+    monkeypatch.setattr(snapshot, "_state", snapshot._State(snapshot.Snapshot({}, ()), checked_at=clock.now))
+    monkeypatch.setattr(snapshot, "_clock", clock)
+    return clock
+
+
+class StoppedClock:
+    """A monotonic clock that moves only when told to."""
+
+    def __init__(self):
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
 @pytest.fixture
 def terminal_report(request):
     """Adds a line to the end-of-run summary, for numbers a run must report (such as fuzz counts)."""
