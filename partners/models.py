@@ -12,7 +12,7 @@ import re
 import secrets
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from django.core.exceptions import ValidationError
+from django.core.exceptions import NON_FIELD_ERRORS, ValidationError
 from django.core.validators import RegexValidator
 from django.db import models
 from django.utils import timezone
@@ -141,11 +141,14 @@ class Network(models.Model):
         errors = {}
         if self.slug and Network.objects.filter(slug=self.slug, built_in=True).exclude(pk=self.pk).exists():
             errors["slug"] = gettext("%(slug)s is a built-in network's.") % {"slug": self.slug}
-        for ledger_field in LEDGER_FIELDS:
-            name = f"{ledger_field.name}_parameter"
-            if ledger_field.required and not getattr(self, name):
-                errors[name] = gettext("Required: map the parameter that carries %(field)s.") % {
-                    "field": ledger_field.label}
+        missing = [ledger_field for ledger_field in LEDGER_FIELDS
+                   if ledger_field.required and not getattr(self, f"{ledger_field.name}_parameter")]
+        for ledger_field in missing:
+            errors[f"{ledger_field.name}_parameter"] = gettext("Required: map the parameter that carries %(field)s.") \
+                % {"field": ledger_field.label}
+        if missing:
+            errors[NON_FIELD_ERRORS] = gettext("Required fields not mapped: %(fields)s.") % {
+                "fields": ", ".join(str(ledger_field.label) for ledger_field in missing)}
         errors.update(self._clean_statuses())
         try:
             ZoneInfo(self.timezone)

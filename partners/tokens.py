@@ -12,6 +12,7 @@ import re
 import time
 from functools import lru_cache
 from typing import NamedTuple
+from urllib.parse import unquote, urlsplit
 
 from django.conf import settings
 from django.core.cache import cache
@@ -49,6 +50,18 @@ def partner_for_token(candidate: str) -> TokenMatch | None:
     if found is not None and found.token_id is not None:
         snapshot.record_use(found.token_id)
     return found
+
+
+def token_in_url(url: str) -> TokenMatch | None:
+    """The live token a pasted webhook URL (https://<domain>/webhook/<token>?...) holds, or None; not
+    counted as a use of the token."""
+    found = _WEBHOOK_SEGMENT.search(urlsplit(url.strip()).path)
+    if found is None:
+        return None
+    return _match(token_digest(unquote(found[1])), _lookup_table(snapshot.current(), exact=True))
+
+
+_WEBHOOK_SEGMENT = re.compile(r"/webhook/+([^/]+)")
 
 
 def tokens_known() -> bool:
