@@ -57,9 +57,11 @@ def configured_fieldsets():
         (None, {"fields": ("name", "slug")}),
         (_("Which parameter carries each field"), {
             "fields": parameters,
-            "description": _("Unique id and click id are required, and the status: its parameter, or a status "
-                             "implied by each token's URL. Parameters that are not mapped are kept in each order's "
-                             "raw payload."),
+            "description": _("For each of our fields, the name of the parameter that carries it in the network's "
+                             "postback; empty if the network does not send it. Trackers name the parameter after "
+                             "the network's macro for the value: for {uniqueid}, write uniqueid. Unique id and click "
+                             "id are required, and the status: its parameter, or a status implied by each token's "
+                             "URL. Parameters that are not mapped are kept in each order's raw payload."),
         }),
         (_("Status words"), {"fields": [f"{status}_words" for status in OrderStatus]}),
         (_("Formats"), {"fields": ("timezone", "date_format", "decimal_separator", "default_currency", "macro")}),

@@ -25,17 +25,15 @@ from .configured import LEDGER_FIELDS, DateFormat, MacroSyntax, NetworkConfig
 
 # 32 random bytes: the strength asked of every webhook token (see orders.checks).
 TOKEN_BYTES = 32
-SLUG = re.compile(r"[a-z0-9_]{1,32}")
+SLUG = re.compile(r"\A[a-z0-9_]{1,32}\Z")
 # A parameter's name is also the macro's in the URL to paste, so it holds only characters that need no
 # escaping in a URL.
-PARAMETER_NAME = re.compile(r"[A-Za-z0-9_.~-]{1,64}")
-PARAMETER_HELP = _("The name of the parameter in the network's postback. Trackers name the parameter after the "
-                   "network's macro for the value: for {uniqueid}, write uniqueid. Empty: the network does not "
-                   "send it.")
-
+PARAMETER_NAME = re.compile(r"\A[A-Za-z0-9_.~-]{1,64}\Z")
 
 def parameter_field(label):
-    return models.CharField(label, max_length=64, blank=True, help_text=PARAMETER_HELP,
+    """The name of the parameter that carries a ledger field in the network's postbacks (see the admin's
+    description of them); empty when the network does not send it."""
+    return models.CharField(label, max_length=64, blank=True,
                             validators=[RegexValidator(PARAMETER_NAME, _("Letters, digits and _ . ~ - only."))])
 
 

@@ -254,3 +254,16 @@ def test_the_implied_status_is_kept_with_the_delivery_so_a_replay_reads_it_again
     assert replayed.outcome == Delivery.Outcome.CREATED
     order = Order.objects.get()
     assert (order.order_status, order.original_status, order.commission_fee) == ("rejected", "", Decimal("12.5"))
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("changes,field", [
+    ({"slug": "Action Pay"}, "slug"), ({"slug": "x" * 33}, "slug"), ({"slug": ""}, "slug"),
+    ({"uniq_id_parameter": "unique id"}, "uniq_id_parameter"),
+    ({"click_id_parameter": "{subid}"}, "click_id_parameter"),
+    ({"status_parameter": "a&b"}, "status_parameter"),
+])
+def test_a_slug_or_parameter_name_outside_its_alphabet_is_refused(changes, field):
+    with pytest.raises(ValidationError) as caught:
+        gdeslon_row(**changes).full_clean()
+    assert field in caught.value.message_dict
