@@ -12,7 +12,7 @@ from django.db import DatabaseError
 from orders import replay, spool, spooldrain
 from orders.models import Delivery
 from orders.operations import database_failed, positive_int, require_database, timestamp_argument
-from partners.registry import PARTNERS
+from partners.registry import find_partner, partner_choices
 
 
 class Command(BaseCommand):
@@ -31,7 +31,8 @@ class Command(BaseCommand):
                             help="only deliveries received at or after this time (YYYY-MM-DD[ HH:MM])")
         parser.add_argument("--until", type=timestamp_argument,
                             help="only deliveries received before this time (YYYY-MM-DD[ HH:MM])")
-        parser.add_argument("--partner", choices=sorted(PARTNERS), help="only this partner's deliveries")
+        parser.add_argument("--partner", help="only this network's deliveries: the slug of a built-in network or "
+                                              "of one configured in the admin")
         parser.add_argument("--query", help="with --partner: store this postback query string as a manual delivery")
         parser.add_argument("--spool", action="store_true", help="store the postbacks waiting in the spool")
         parser.add_argument("--dry-run", action="store_true", help="show what would change and write nothing")
@@ -56,6 +57,10 @@ class Command(BaseCommand):
             raise CommandError("--since must be earlier than --until")
 
         require_database()
+        # Checked here, not as argparse choices: the configured networks are known from the database.
+        if options["partner"] and find_partner(options["partner"]) is None:
+            known = ", ".join(slug for slug, _name in partner_choices())
+            raise CommandError(f"--partner: no network {options['partner']!r} (known: {known})")
         try:
             if options["spool"]:
                 self.drain_spool(options["dry_run"])
