@@ -159,6 +159,15 @@ def test_partner_may_be_a_network_configured_in_the_admin():
     snapshot.forget()  # as the admin's save would
     output = replay_webhook("--partner", "actionpay", "--outcome", "invalid")
     assert "stored as order #" in output and Order.objects.get().commission_fee == Decimal("1.5")
+    # By hand, with the status of the URL the network called.
+    replay_webhook("--partner", "actionpay", "--query", "uniqueid=AP-1&subaccount=7&payment=1,5",
+                   "--implied-status", "rejected")
+    assert list(Order.objects.order_by("pk").values_list("order_status", flat=True)) == ["completed", "rejected"]
+    assert Delivery.objects.get(source="manual").implied_status == "rejected"
+    with pytest.raises(CommandError, match="implies none"):
+        replay_webhook("--partner", "actionpay", "--query", "uniqueid=AP-2&subaccount=7")
+    with pytest.raises(CommandError, match="--implied-status goes with --query"):
+        replay_webhook("--partner", "actionpay", "--implied-status", "waiting")
 
 
 def test_nothing_selected_is_an_error_not_a_replay_of_everything():
