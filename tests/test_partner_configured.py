@@ -267,3 +267,17 @@ def test_a_slug_or_parameter_name_outside_its_alphabet_is_refused(changes, field
     with pytest.raises(ValidationError) as caught:
         gdeslon_row(**changes).full_clean()
     assert field in caught.value.message_dict
+
+
+@pytest.mark.django_db
+def test_every_built_in_network_has_its_row_after_migrate_and_a_configured_one_may_become_built_in():
+    from partners.apps import sync_built_in_networks
+
+    Network.objects.filter(slug="epn_bz").delete()
+    Network.objects.filter(slug="admitad").update(built_in=False, name="Admitad (configured)")
+    token, _clear = NetworkToken.issue(Network.objects.get(slug="admitad"))
+    sync_built_in_networks()
+    assert list(Network.objects.filter(built_in=True).order_by("slug").values_list("slug", "name")) == \
+        [("admitad", "Admitad"), ("epn_bz", "EPN.bz")]
+    token.refresh_from_db()
+    assert token.network.slug == "admitad" and token.live
