@@ -164,9 +164,20 @@ class NetworkAdmin(admin.ModelAdmin):
             "zone": partner.timezone, "separator": partner.decimal_separator,
             "currency": partner.default_currency or gettext("required")}
 
+    # The pages' titles are whole phrases of their own: Django's "Add %s" would put the network in the
+    # nominative in Russian ("Добавить партнёрская сеть").
+    def changelist_view(self, request, extra_context=None):
+        return super().changelist_view(request, {"title": gettext("Partner networks"), **(extra_context or {})})
+
+    def add_view(self, request, form_url="", extra_context=None):
+        return super().add_view(request, form_url, {"title": gettext("Add a partner network"),
+                                                    **(extra_context or {})})
+
     def change_view(self, request, object_id, form_url="", extra_context=None):
         network = self.get_object(request, object_id)
         extra = postback_section(request, network) if network is not None else {}
+        if network is not None:
+            extra["title"] = gettext("Partner network %(network)s") % {"network": network.name}
         return super().change_view(request, object_id, form_url, {**extra, **(extra_context or {})})
 
     def save_model(self, request, obj, form, change):

@@ -16,7 +16,6 @@ from django.core.exceptions import NON_FIELD_ERRORS, ValidationError
 from django.core.validators import RegexValidator
 from django.db import models
 from django.utils import timezone
-from django.utils.text import format_lazy
 from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
@@ -37,9 +36,9 @@ def parameter_field(label):
                             validators=[RegexValidator(PARAMETER_NAME, _("Letters, digits and _ . ~ - only."))])
 
 
-def status_words_field(status: OrderStatus):
+def status_words_field(label):
     return models.TextField(
-        format_lazy(_("words for {status}"), status=status.label), blank=True,
+        label, blank=True,
         help_text=_("The network's words for this status, comma-separated; case is ignored."),
     )
 
@@ -84,10 +83,10 @@ class Network(models.Model):
     click_time_parameter = parameter_field(_("click time"))
     time_of_order_parameter = parameter_field(_("time of order"))
 
-    waiting_words = status_words_field(OrderStatus.WAITING)
-    pending_words = status_words_field(OrderStatus.PENDING)
-    completed_words = status_words_field(OrderStatus.COMPLETED)
-    rejected_words = status_words_field(OrderStatus.REJECTED)
+    waiting_words = status_words_field(_("words for waiting (new)"))
+    pending_words = status_words_field(_("words for pending (on hold)"))
+    completed_words = status_words_field(_("words for completed (confirmed)"))
+    rejected_words = status_words_field(_("words for rejected (cancelled)"))
 
     timezone = models.CharField(_("time zone"), max_length=64, default="Europe/Moscow",
                                 help_text=_("The zone of times sent without an offset, such as Europe/Moscow or UTC."))
@@ -198,10 +197,10 @@ class NetworkToken(models.Model):
     network = models.ForeignKey(Network, verbose_name=_("partner network"), on_delete=models.CASCADE,
                                 related_name="tokens")
     # The SHA-256 of the token, in hex: unique, since a token names exactly one network.
-    digest = models.CharField(max_length=64, unique=True, editable=False)
+    digest = models.CharField(_("hash"), max_length=64, unique=True, editable=False)
     # The SHA-256 of the token in lower case, so that a URL calling it in the wrong case is recognised as a
     # near miss (partners.tokens.near_miss) rather than a stranger's guess.
-    casefolded_digest = models.CharField(max_length=64, editable=False)
+    casefolded_digest = models.CharField(_("hash in lower case"), max_length=64, editable=False)
     implied_status = models.CharField(
         _("status implied by the URL"), max_length=16, choices=OrderStatus.choices, blank=True,
         help_text=_("For a network that calls one URL per event (ActionPay: created, accepted, rejected): the "

@@ -61,8 +61,8 @@ class Migration(migrations.Migration):
             name='NetworkToken',
             fields=[
                 ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('digest', models.CharField(editable=False, max_length=64, unique=True)),
-                ('casefolded_digest', models.CharField(editable=False, max_length=64)),
+                ('digest', models.CharField(editable=False, max_length=64, unique=True, verbose_name='hash')),
+                ('casefolded_digest', models.CharField(editable=False, max_length=64, verbose_name='hash in lower case')),
                 ('implied_status', models.CharField(blank=True, choices=[('waiting', 'waiting (new)'), ('pending', 'pending (on hold)'), ('completed', 'completed (confirmed)'), ('rejected', 'rejected (cancelled)')], help_text="For a network that calls one URL per event (ActionPay: created, accepted, rejected): the status that a postback to this token's URL has.", max_length=16, verbose_name='status implied by the URL')),
                 ('label', models.CharField(blank=True, help_text='What the token is for, such as the event its URL is given for.', max_length=64, verbose_name='label')),
                 ('created_at', models.DateTimeField(default=django.utils.timezone.now, editable=False, verbose_name='created')),
