@@ -258,8 +258,12 @@ def test_no_token_in_logs_emails_or_admin_pages(client, admin_client, settings, 
     settings.WEBHOOK_BAD_TOKEN_LIMIT = 2
     client.raise_request_exception = False
     url, rotated_url = f"/webhook/{TEST_TOKEN}", f"/webhook/{TEST_TOKEN_ROTATED}/"
+    _row, admin_token = NetworkToken.issue(Network.objects.get(slug="epn_bz"), label="issued in the admin")
 
-    # Successful postbacks, an invalid one, refusals, near-miss tokens up to the rate limit.
+    # Successful postbacks (an admin token's too, and its near miss), an invalid one, refusals, near-miss
+    # tokens up to the rate limit.
+    assert client.get(f"/webhook/{admin_token}", postback(uniq_id="admin")).status_code == 200
+    assert client.get(f"/Webhook/{admin_token}", postback(uniq_id="admin")).status_code == 404
     assert client.get(url, postback()).status_code == 200
     assert client.post(rotated_url, json.dumps(postback(order_status="completed")),
                        content_type="application/json").status_code == 200
@@ -280,18 +284,24 @@ def test_no_token_in_logs_emails_or_admin_pages(client, admin_client, settings, 
         assert client.get(rotated_url, postback(uniq_id="outage")).status_code == settings.SPOOL_ACK_STATUS
     alerts.wait_for_pending()
 
-    # What staff see: every admin list and change page of both models.
+    # What staff see: every admin list and change page of the ledger's models and of the networks (the
+    # page that issued the admin's token, the one place it is shown, aside).
     pages = [admin_client.get(f"/{settings.ADMIN_URL}")]
-    for model in ("order", "delivery"):
-        pages.append(admin_client.get(f"/{settings.ADMIN_URL}orders/{model}/"))
-        for pk in (Order if model == "order" else Delivery).objects.values_list("pk", flat=True):
-            pages.append(admin_client.get(f"/{settings.ADMIN_URL}orders/{model}/{pk}/change/"))
+    for app, model, rows in (("orders", "order", Order), ("orders", "delivery", Delivery),
+                             ("partners", "network", Network)):
+        pages.append(admin_client.get(f"/{settings.ADMIN_URL}{app}/{model}/"))
+        for pk in rows.objects.values_list("pk", flat=True):
+            pages.append(admin_client.get(f"/{settings.ADMIN_URL}{app}/{model}/{pk}/change/"))
+            if model == "network":
+                pages.append(admin_client.get(f"/{settings.ADMIN_URL}{app}/{model}/{pk}/try/"))
+                pages.append(admin_client.get(f"/{settings.ADMIN_URL}{app}/{model}/{pk}/history/"))
     assert len(pages) > 5 and all(page.status_code == 200 for page in pages)
 
     text_log, json_log = (buffer.getvalue() for buffer in emitted_logs)
     # The run produced what it claims to: without these the absence of the token proves nothing.
     for expected in ("Not Found: /webhook/<redacted>", "Internal Server Error: /webhook/<redacted>",
-                     "Too Many Requests", "database unavailable", "postback created", "wrong webhook token"):
+                     "Too Many Requests", "database unavailable", "postback created", "wrong webhook token",
+                     "for the epn_bz webhook was answered 404: its URL has 'webhook' in the wrong case"):
         assert expected in text_log, expected
     assert "Not Found: /webhook/<redacted>" in json_log
     subjects = [message.subject for message in mailoutbox]
@@ -301,7 +311,8 @@ def test_no_token_in_logs_emails_or_admin_pages(client, admin_client, settings, 
         "\n".join([message.subject, message.body, *(content for content, _ in getattr(message, "alternatives", []))])
         for message in mailoutbox
     ]
-    for token in TOKENS:
+    assert any("issued in the admin" in page.content.decode() for page in pages), "the admin token's row was shown"
+    for token in (*TOKENS, admin_token):
         for name, content in [("text log", text_log), ("JSON log", json_log), *(("email", e) for e in emails),
                               *(("admin page", page.content.decode()) for page in pages)]:
             assert token not in content, f"a token appears in a {name}"
