@@ -79,11 +79,11 @@ def measure(args, db: PrivateMariaDB, token: str, report) -> int:
 
     django.setup()
     call_command("migrate", verbosity=0)
-    from epnhook.wsgi import application
     from partners.models import Network, NetworkToken
 
     if args.token == "admin":
         _row, token = NetworkToken.issue(Network.objects.get(slug="epn_bz"), label="bench")
+    from epnhook.wsgi import application  # as a worker starts: after the token exists, as in production
 
     tag = secrets.token_hex(4)
     answers: list[str] = []

@@ -34,6 +34,7 @@ from orders.models import Delivery, Order
 from orders.rawrequest import RawRequest
 from orders.replay import describe
 
+from . import snapshot
 from .base import OrderStatus, ParsedOrder
 from .configured import LEDGER_FIELDS
 from .models import Network, NetworkToken
@@ -174,6 +175,7 @@ class NetworkAdmin(admin.ModelAdmin):
                                                     **(extra_context or {})})
 
     def change_view(self, request, object_id, form_url="", extra_context=None):
+        snapshot.refresh()  # the URL to paste as the latest description makes it, whichever worker saved it
         network = self.get_object(request, object_id)
         extra = postback_section(request, network) if network is not None else {}
         if network is not None:
@@ -259,6 +261,7 @@ class NetworkAdmin(admin.ModelAdmin):
     def try_postback_view(self, request, network_id):
         """What a postback would become, stored or refused, as the webhook would answer it; stores nothing."""
         network = self.network_or_denied(request, network_id, "partners.view_network")
+        snapshot.refresh()  # the network as it is described now, whichever worker saved it
         partner = find_partner(network.slug)
         title = gettext("Try a postback to %(network)s") % {"network": network.name}
         initial = {"postback": urlencode(partner.example) if partner else ""}
@@ -280,6 +283,7 @@ class NetworkAdmin(admin.ModelAdmin):
         """Replay the network's invalid deliveries through the one write path (asked for after its mapping
         changed); a page that says how many there are, then the replay itself, bounded as the delivery list's."""
         network = self.network_or_denied(request, network_id, "partners.change_network")
+        snapshot.refresh()  # replayed with the mapping as it is now, whichever worker saved it
         deliveries = invalid_deliveries(network)
         if request.method != "POST":
             count = deliveries.values("pk").order_by()[: REPLAY_LIMIT + 1].count()

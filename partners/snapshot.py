@@ -3,19 +3,23 @@ it learns of a change without a database query per postback.
 
 A process keeps a Snapshot: the parser of each configured network and the digests of the live admin
 tokens (the environment's tokens are in the settings). The request that finds it older than
-REFRESH_SECONDS reads it again, in two small queries; no other request queries anything for it, whatever
-its token (known, unknown, a flood of wrong ones). So a token issued or revoked, or a mapping changed,
-reaches every worker of every process within REFRESH_SECONDS, 5 s; the process that saved the change
-sees it at once (the model signals below make it read again).
+REFRESH_SECONDS has it read again, in two small queries, on a thread of its own, and carries on with the
+snapshot it has: no postback ever waits for the database on its account, which a frozen server would
+make it do for the read timeout, past INGEST_DEADLINE. No other request queries anything for it,
+whatever its token (known, unknown, a flood of wrong ones). So a token issued or revoked, or a mapping
+changed, reaches every worker of every process within REFRESH_SECONDS (5 s) and a round trip. What
+must act on the latest description (the admin's network pages, replay_webhook, the spool drain) reads
+it at once, with refresh(); a change saved in this process makes its next request read it again.
 
 The uses of admin tokens are counted in memory and written to NetworkToken.last_used_at by the same
 refresh, at most once every LAST_USE_WRITE_SECONDS per process: last use is known to the minute.
 
-When the database cannot be read, the process keeps the snapshot it has. One that has none yet (it
-started during the outage) reads the copy every refresh leaves in SNAPSHOT_FILE under SPOOL_DIR (the
-digests and the networks' descriptions, never a token in clear), so that the postbacks sent with an
-admin token are spooled like any other rather than answered 404, which a network may take for "disable
-this URL". Without the file either, `loaded` is False and the webhook answers an unknown token 503.
+Every refresh leaves a copy in SNAPSHOT_FILE under SPOOL_DIR (the digests and the networks'
+descriptions, never a token in clear). A process starts from that copy, until its first read answers;
+when the database cannot be read, a process keeps the snapshot it has. So a worker started during an
+outage still knows the admin tokens, and their postbacks are spooled like any other rather than answered
+404, which a network may take for "disable this URL". Without the file either, `loaded` is False and the
+webhook answers an unknown token 503.
 """
 
 import json
@@ -28,7 +32,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from django.conf import settings
-from django.db import DatabaseError
+from django.db import DatabaseError, close_old_connections, connections
 from django.db.models import Q
 from django.db.models.signals import post_delete, post_save
 from django.dispatch import receiver
@@ -82,13 +86,47 @@ NOT_LOADED = Snapshot({}, (), loaded=False)
 _clock = time.monotonic
 
 
+class _Refresher:
+    """The thread that reads the snapshot for the requests: one per process, started by the first request
+    that asks, woken by each later one. Its database connection is kept between reads and recycled as a
+    request's is (CONN_MAX_AGE, health checks), so reading the snapshot opens no connection each time."""
+
+    def __init__(self):
+        self.wanted = threading.Event()
+        self.thread: threading.Thread | None = None
+        self.lock = threading.Lock()
+
+    def ask(self) -> None:
+        with self.lock:
+            if self.thread is None or not self.thread.is_alive():
+                self.thread = threading.Thread(target=self.run, name="networks-refresh", daemon=True)
+                self.thread.start()
+        self.wanted.set()
+
+    def run(self) -> None:
+        while True:
+            self.wanted.wait()
+            self.wanted.clear()
+            close_old_connections()
+            try:
+                refresh()
+            except Exception:  # a bug of ours: the requests go on with the snapshot they have
+                log.exception("reading the networks and admin tokens failed")
+
+
+# How a request has the snapshot read again (tests read it in place, on the test's own connection).
+_ask = _Refresher().ask
+
+
 class _State:
     def __init__(self, snapshot: Snapshot = NOT_LOADED, checked_at: float = -math.inf):
         self.snapshot = snapshot
         self.checked_at = checked_at
         # Counts the changes this process saved, so that a refresh running meanwhile is not taken as fresh.
         self.generation = 0
-        self.lock = threading.Lock()
+        self.lock = threading.Lock()  # one read at a time
+        self.starting = threading.Lock()
+        self.file_read = False
         self.uses: dict[int, float] = {}  # token id -> when last used (Unix time)
         self.uses_written_at = -math.inf
         self.file_text: str | None = None  # what SNAPSHOT_FILE holds, as far as this process knows
@@ -99,10 +137,24 @@ _state = _State()
 
 
 def current() -> Snapshot:
-    """This process's snapshot, read again first if it is older than REFRESH_SECONDS."""
-    if _clock() - _state.checked_at >= REFRESH_SECONDS:
-        refresh()
-    return _state.snapshot
+    """This process's snapshot, without waiting: if it is older than REFRESH_SECONDS, a refresh starts on
+    its own thread for the requests that follow. A process without one starts from the saved copy."""
+    state = _state
+    if not state.snapshot.loaded and not state.file_read:
+        _start_from_file()
+    now = _clock()
+    if now - state.checked_at >= REFRESH_SECONDS:
+        state.checked_at = now  # one read per interval, whatever becomes of it
+        _ask()
+    return state.snapshot
+
+
+def start() -> None:
+    """Read the snapshot as a process starts, before its first request (epnhook.wsgi): from the saved
+    copy, then the database if it answers. Without either, unknown tokens are answered 503 until it does."""
+    _start_from_file()
+    refresh()
+    connections.close_all()  # this thread serves no request: its connection would only idle
 
 
 def record_use(token_id: int) -> None:
@@ -122,22 +174,26 @@ def _forget_on_change(**kwargs):
     forget()
 
 
-def refresh() -> None:
-    """Read the snapshot again, and write the uses seen. One thread at a time: the others go on with the
-    snapshot they have, unless there is none yet, when they wait for it."""
+def refresh() -> Snapshot:
+    """Read the snapshot from the database now (keeping the one there is if it cannot be read), and write
+    the uses seen; one read at a time."""
     state = _state
-    if not state.lock.acquire(blocking=not state.snapshot.loaded):
-        return
-    try:
+    with state.lock:
         started, generation = _clock(), state.generation
-        if started - state.checked_at < REFRESH_SECONDS:
-            return  # another thread read it while this one waited
         _write_uses(started)
         state.snapshot = _read(state.snapshot)
-        if state.generation == generation:
-            state.checked_at = started
-    finally:
-        state.lock.release()
+        # A change saved meanwhile may not be in what was read: then the next request reads again.
+        state.checked_at = started if state.generation == generation else -math.inf
+        return state.snapshot
+
+
+def _start_from_file() -> None:
+    """Start from the saved copy (a refresh that answered first is kept: it is newer)."""
+    saved = _from_file()
+    with _state.starting:
+        if not _state.snapshot.loaded and not _state.file_read:
+            _state.snapshot = saved
+        _state.file_read = True
 
 
 def _read(previous: Snapshot) -> Snapshot:
@@ -145,9 +201,10 @@ def _read(previous: Snapshot) -> Snapshot:
         snapshot = _from_database(previous)
     except DatabaseError as error:
         if not _state.failing:
-            log.warning("cannot read the networks and admin tokens (%s); using the last ones known", error)
+            log.warning("cannot read the networks and admin tokens (%s); using the last ones known%s", error,
+                        "" if previous.loaded else " (none: unknown tokens are answered 503)")
         _state.failing = True
-        return previous if previous.loaded else _from_file()
+        return previous
     if _state.failing:
         log.info("the networks and admin tokens are read from the database again")
         _state.failing = False
@@ -217,15 +274,14 @@ def _from_file() -> Snapshot:
         networks = {config.slug: ConfiguredPartner(config) for config in map(NetworkConfig.from_json, data["networks"])}
         tokens = tuple(map(AdminToken.from_json, data["tokens"]))
     except FileNotFoundError:
-        log.warning("no saved copy of the networks and admin tokens (%s): unknown tokens are answered 503 until "
-                    "the database answers", path)
+        log.info("no saved copy of the networks and admin tokens (%s): unknown tokens are answered 503 until "
+                 "the database answers", path)
         return NOT_LOADED
     except (OSError, ValueError, KeyError, TypeError) as error:
         log.error("cannot read the saved networks and admin tokens in %s (%s): unknown tokens are answered 503 "
                   "until the database answers", path, error)
         return NOT_LOADED
     _state.file_text = text
-    log.warning("using the networks and admin tokens saved in %s until the database answers", path)
     return Snapshot(networks, tokens)
 
 

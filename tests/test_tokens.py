@@ -70,6 +70,16 @@ def test_a_flood_of_wrong_tokens_costs_no_query_but_the_periodic_refresh(client,
     assert len(refresh) == 2 and "partners_network" in refresh[0] and "partners_networktoken" in refresh[1]
 
 
+def test_no_postback_waits_for_the_refresh_it_starts(client, network_clock, monkeypatch):
+    """A frozen database would hold it for the read timeout (tests/test_db_failures.py shows the bound)."""
+    asked = []
+    monkeypatch.setattr(snapshot, "_ask", lambda: asked.append(1))
+    network_clock.advance(snapshot.REFRESH_SECONDS)
+    postbacks = queries_of(lambda: [client.get(f"/webhook/{TEST_TOKEN}", postback(uniq_id=str(n))) for n in range(3)])
+    assert len(postbacks) == 3 * 5, "the postbacks' own queries only"
+    assert asked == [1], "one read asked of the refresher, for the requests that follow"
+
+
 def test_a_token_issued_elsewhere_works_within_the_refresh_interval(client, network_clock):
     _row, token = issued_elsewhere()
     assert client.get(f"/webhook/{token}", postback()).status_code == 404
@@ -193,7 +203,9 @@ def test_a_process_started_during_an_outage_knows_the_admin_tokens_from_the_save
     fail_database(monkeypatch)
     with caplog.at_level(logging.WARNING, logger="epnhook.networks"):
         assert snapshot.current().tokens[0].digest == token_digest(token)
-    assert any("using the networks and admin tokens saved in" in r.getMessage() for r in caplog.records)
+    assert [r.getMessage() for r in caplog.records if r.name == "epnhook.networks"] == [
+        "cannot read the networks and admin tokens ((2003, \"Can't connect to MySQL server\")); using the last "
+        "ones known"]
     assert client.get("/webhook/wrong-token").status_code == 404
 
 

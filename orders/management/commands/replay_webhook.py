@@ -12,6 +12,7 @@ from django.db import DatabaseError
 from orders import replay, spool, spooldrain
 from orders.models import Delivery
 from orders.operations import database_failed, positive_int, require_database, timestamp_argument
+from partners import snapshot
 from partners.base import OrderStatus
 from partners.registry import find_partner, partner_choices
 
@@ -63,6 +64,7 @@ class Command(BaseCommand):
             raise CommandError("--since must be earlier than --until")
 
         require_database()
+        snapshot.refresh()  # the configured networks as they are described now
         # Checked here, not as argparse choices: the configured networks are known from the database.
         if options["partner"] and find_partner(options["partner"]) is None:
             known = ", ".join(slug for slug, _name in partner_choices())
