@@ -182,6 +182,8 @@ def test_try_a_postback_shows_what_would_be_stored_and_stores_nothing(staff_clie
         ("completed", "Approved", "1500.5", "RUB")
     assert accepted.context["outcome"] == "The postback would be stored as a new order."
     assert Order.objects.count() == 0 and Delivery.objects.count() == 0
+    # A pasted URL holds a token: an error report of this request would show it as hidden.
+    assert accepted.wsgi_request.sensitive_post_parameters == ("postback",)
 
 
 def test_try_a_postback_reads_the_status_a_pasted_urls_token_implies(staff_client):
