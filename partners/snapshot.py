@@ -125,7 +125,9 @@ class _State:
         # Counts the changes this process saved, so that a refresh running meanwhile is not taken as fresh.
         self.generation = 0
         self.lock = threading.Lock()  # one read at a time
-        self.starting = threading.Lock()
+        # Held only to replace the snapshot, so that the saved copy never replaces a newer read (a read
+        # holds `lock` for as long as the database takes; a request never waits for that).
+        self.replacing = threading.Lock()
         self.file_read = False
         self.uses: dict[int, float] = {}  # token id -> when last used (Unix time)
         self.uses_written_at = -math.inf
@@ -181,7 +183,9 @@ def refresh() -> Snapshot:
     with state.lock:
         started, generation = _clock(), state.generation
         _write_uses(started)
-        state.snapshot = _read(state.snapshot)
+        snapshot = _read(state.snapshot)
+        with state.replacing:
+            state.snapshot = snapshot
         # A change saved meanwhile may not be in what was read: then the next request reads again.
         state.checked_at = started if state.generation == generation else -math.inf
         return state.snapshot
@@ -190,7 +194,7 @@ def refresh() -> Snapshot:
 def _start_from_file() -> None:
     """Start from the saved copy (a refresh that answered first is kept: it is newer)."""
     saved = _from_file()
-    with _state.starting:
+    with _state.replacing:
         if not _state.snapshot.loaded and not _state.file_read:
             _state.snapshot = saved
         _state.file_read = True
@@ -273,9 +277,7 @@ def _from_file() -> Snapshot:
         data = json.loads(text)
         networks = {config.slug: ConfiguredPartner(config) for config in map(NetworkConfig.from_json, data["networks"])}
         tokens = tuple(map(AdminToken.from_json, data["tokens"]))
-    except FileNotFoundError:
-        log.info("no saved copy of the networks and admin tokens (%s): unknown tokens are answered 503 until "
-                 "the database answers", path)
+    except FileNotFoundError:  # a first start: the database read that follows says if it fails too
         return NOT_LOADED
     except (OSError, ValueError, KeyError, TypeError) as error:
         log.error("cannot read the saved networks and admin tokens in %s (%s): unknown tokens are answered 503 "
