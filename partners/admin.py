@@ -145,9 +145,12 @@ class NetworkAdmin(admin.ModelAdmin):
     def live_tokens(self, network):
         return network.live_token_count
 
+    # A built-in network's page shows its code's description (a row whose code is gone shows none).
     @admin.display(description=_("status words"))
     def code_statuses(self, network):
         partner = find_partner(network.slug)
+        if partner is None:
+            return "-"
         words = {status: [word for word, ours in partner.statuses.items() if ours == status] for status in OrderStatus}
         return format_html_join("", "<div>{}: {}</div>", ((status.label, ", ".join(found) or "-")
                                                          for status, found in words.items()))
@@ -155,12 +158,16 @@ class NetworkAdmin(admin.ModelAdmin):
     @admin.display(description=_("parameters"))
     def code_parameters(self, network):
         partner = find_partner(network.slug)
+        if partner is None:
+            return "-"
         return format_html("<code>{}</code><br>{}", ", ".join(partner.parameters),
                            gettext("the status word in %(parameter)s") % {"parameter": partner.status_parameter})
 
     @admin.display(description=_("formats"))
     def code_formats(self, network):
         partner = find_partner(network.slug)
+        if partner is None:
+            return "-"
         return gettext("time zone %(zone)s; decimal separator %(separator)s; currency %(currency)s") % {
             "zone": partner.timezone, "separator": partner.decimal_separator,
             "currency": partner.default_currency or gettext("required")}
