@@ -3,7 +3,7 @@
 from django.http import JsonResponse
 
 from orders.clientip import client_ip
-from orders.tokens import log_near_miss
+from partners.tokens import log_near_miss
 
 
 def not_found(request, exception=None):

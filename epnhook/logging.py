@@ -40,9 +40,10 @@ def _forget_tokens(setting, **kwargs):
         _settings_tokens.cache_clear()
 
 
-# Where redact() learns the tokens to find anywhere in a line, not just after /webhook/. A later source
-# (tokens staff create in the admin, while their plain text is known) is one more callable here; each is
-# called for every line written, so it must be cheap.
+# Where redact() learns the tokens to find anywhere in a line, not just after /webhook/; each is called for
+# every line written, so it must be cheap. The tokens issued in the admin are not among them: no process
+# knows them in clear once their page is shown (partners.models.NetworkToken keeps a hash), so they are
+# hidden by the /webhook/ rule alone, which covers every line the service itself writes them in.
 TOKEN_SOURCES = [configured_tokens]
 
 

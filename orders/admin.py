@@ -43,7 +43,7 @@ from django.utils.translation import gettext, ngettext_lazy
 from django.utils.translation import gettext_lazy as _
 
 from partners.base import Extra, ExtraKind, OrderStatus
-from partners.registry import PARTNERS, partner_choices
+from partners.registry import find_partner, partner_choices
 
 from .models import Delivery, Order
 from .replay import ReplaySummary, replay_deliveries
@@ -107,7 +107,7 @@ def pretty_json(value):
 def extra_rows(order: Order, *, beside_money: bool) -> list[tuple[str, str]]:
     """The order's extras as (label, text): those its partner declares, in its order, then any other key
     (one its parser no longer declares) by name. `beside_money` picks the ones shown with the amounts."""
-    partner = PARTNERS.get(order.partner)
+    partner = find_partner(order.partner)
     declared = {extra.name: extra for extra in partner.extra_fields} if partner else {}
     names = [name for name in declared if name in order.extras]
     names += sorted(name for name in order.extras if name not in declared)
@@ -155,7 +155,7 @@ class BoundedCountPaginator(Paginator):
 
 
 class PartnerFilter(admin.SimpleListFilter):
-    """Partners from the registry: no SELECT DISTINCT over the table to find them."""
+    """Partners from the registry, the configured ones included: no SELECT DISTINCT over the table to find them."""
 
     title = _("partner")
     parameter_name = "partner"
@@ -685,7 +685,8 @@ class DeliveryAdmin(FastListMixin, admin.ModelAdmin):
     actions = ("replay",)
     fields = (
         "partner", "source", "method", "query_string", "body_text", "content_type", "headers_pretty",
-        "remote_addr", "user_agent", "received_at", "outcome", "error", "error_field", "conflict_fields",
+        "remote_addr", "user_agent", "received_at", "implied_status", "outcome", "error", "error_field",
+        "conflict_fields",
         "order_link", "spool_id", "processed_at", "replayed_at",
     )
     readonly_fields = fields
@@ -730,14 +731,20 @@ class DeliveryAdmin(FastListMixin, admin.ModelAdmin):
     @admin.action(description=_("Replay the selected deliveries through the current parser"),
                   permissions=["change"])
     def replay(self, request, queryset):
-        if queryset.values("pk").order_by()[: REPLAY_LIMIT + 1].count() > REPLAY_LIMIT:
-            self.message_user(request, gettext(
-                "More than %(limit)s deliveries selected: replay them with manage.py replay_webhook instead."
-            ) % {"limit": REPLAY_LIMIT}, messages.ERROR)
-            return
-        summary = ReplaySummary()
-        replay_deliveries(queryset.order_by("received_at", "pk"), summary)
-        for line in summary.lines[:REPLAY_MESSAGES]:
-            self.message_user(request, line.text, messages.ERROR if line.problem else messages.SUCCESS)
-        # The totals, which also count the deliveries that changed nothing (they get no line).
-        self.message_user(request, summary.render())
+        replay_and_report(self, request, queryset)
+
+
+def replay_and_report(model_admin: admin.ModelAdmin, request, deliveries) -> None:
+    """Replay `deliveries` (up to REPLAY_LIMIT, oldest first) through the write path and tell the user, in
+    their language, what became of each (up to REPLAY_MESSAGES) and the totals."""
+    if deliveries.values("pk").order_by()[: REPLAY_LIMIT + 1].count() > REPLAY_LIMIT:
+        model_admin.message_user(request, gettext(
+            "More than %(limit)s deliveries selected: replay them with manage.py replay_webhook instead."
+        ) % {"limit": REPLAY_LIMIT}, messages.ERROR)
+        return
+    summary = ReplaySummary()
+    replay_deliveries(deliveries.order_by("received_at", "pk"), summary)
+    for line in summary.lines[:REPLAY_MESSAGES]:
+        model_admin.message_user(request, line.text, messages.ERROR if line.problem else messages.SUCCESS)
+    # The totals, which also count the deliveries that changed nothing (they get no line).
+    model_admin.message_user(request, summary.render())

@@ -7,7 +7,4 @@ class OrdersConfig(AppConfig):
     verbose_name = _("Orders")
 
     def ready(self):
-        from . import (
-            checks,  # noqa: F401  (registers the system checks)
-            tokens,  # noqa: F401  (connects the settings-changed receiver)
-        )
+        from . import checks  # noqa: F401  (registers the system checks)

@@ -1,4 +1,9 @@
-"""System checks: configuration mistakes that would lose postbacks are reported at start-up."""
+"""System checks: configuration mistakes that would lose postbacks are reported at start-up.
+
+They read the settings and the code only, never the database (checks run before a database may exist):
+so a partner named in the environment must be a built-in one (partners.registry.PARTNERS). A network
+configured in the admin gets its tokens there, and is checked there (partners.models.Network.clean).
+"""
 
 import math
 import re
@@ -7,11 +12,10 @@ from django.conf import settings
 from django.core.checks import Error, Warning, register
 
 from partners.registry import PARTNERS
+from partners.tokens import URL_SAFE_TOKEN
 
 # 32 random bytes: 43 characters of URL-safe base64, 64 of hex.
 MIN_TOKEN_BITS = 256
-# RFC 3986 unreserved characters: the only ones that reach the view exactly as configured.
-URL_SAFE_TOKEN = re.compile(r"[A-Za-z0-9._~-]+")
 # Alphabets a generated token is written in, smallest first, with the bits each character carries;
 # anything else is rated as the URL-safe alphabet (66 characters), the largest a working token can use.
 _ALPHABETS = ((re.compile(r"[0-9]+"), math.log2(10)), (re.compile(r"[0-9a-fA-F]+"), 4.0),
@@ -24,8 +28,10 @@ def check_webhook_tokens(app_configs, **kwargs):
     problems = []
     if not settings.WEBHOOK_TOKENS:
         problems.append(Warning(
-            "No webhook token is configured, so every postback is answered 404.",
-            hint="Set WEBHOOK_SECRET_TOKEN (make run and manage.py setup generate one).",
+            "No webhook token is configured in the environment, so every postback is answered 404 unless its "
+            "token was issued in the admin.",
+            hint="Set WEBHOOK_SECRET_TOKEN (make run and manage.py setup generate one), or issue a token on a "
+                 "network's page in the admin.",
             id="epnhook.W001",
         ))
     seen = set()
@@ -33,7 +39,8 @@ def check_webhook_tokens(app_configs, **kwargs):
         if partner not in PARTNERS:
             problems.append(Error(
                 f"WEBHOOK_TOKENS names an unknown partner {partner!r}.",
-                hint=f"Known partners: {', '.join(PARTNERS)}.",
+                hint=f"Known partners: {', '.join(PARTNERS)}. A network configured in the admin gets its tokens "
+                     "there, not in the environment.",
                 id="epnhook.E001",
             ))
         if token_strength_bits(token) < MIN_TOKEN_BITS:
@@ -77,7 +84,8 @@ def check_per_partner_settings(app_configs, **kwargs):
     return [
         Error(
             f"{variable} names an unknown partner {partner!r}.",
-            hint=f"Known partners: {', '.join(PARTNERS)}.",
+            hint=f"Known partners (the built-in ones: these settings do not apply to a network configured in the "
+                 f"admin): {', '.join(PARTNERS)}.",
             id="epnhook.E004",
         )
         for variable, values in per_partner.items()

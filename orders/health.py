@@ -24,6 +24,8 @@ from django.db import DatabaseError, connection
 from django.db.migrations.executor import MigrationExecutor
 from django.utils import timezone
 
+from partners.models import NetworkToken
+
 from . import alerts, dberrors, spool, spooldrain
 from .models import Delivery
 from .operations import discard_connection, refresh_connection
@@ -197,11 +199,13 @@ def check_spool_disk() -> Check:
 
 
 def check_last_postbacks(now: datetime) -> list[Check]:
-    """One check per partner with a token: a network that stopped calling may have disabled our URL.
+    """One check per partner with a token, in the environment or live in the admin: a network that stopped
+    calling may have disabled our URL.
 
     Deliveries entered by hand do not count: they say nothing about the network calling us.
     """
-    partners = sorted({partner for partner, _ in settings.WEBHOOK_TOKENS})
+    issued = NetworkToken.objects.filter(revoked_at=None).values_list("network__slug", flat=True).distinct()
+    partners = sorted({partner for partner, _ in settings.WEBHOOK_TOKENS}.union(issued))
     return [_last_postback(partner, now) for partner in partners]  # no token at all: see "configuration"
 
 

@@ -163,14 +163,17 @@ def replay_delivery(delivery: Delivery, *, dry_run: bool = False) -> IngestResul
 
 
 def read_postback(raw: RawRequest) -> tuple[dict, ParsedOrder]:
-    """A request's parameters and what its partner's parser makes of them: the one reading shared by
-    live requests, the spool, previews and replay, so a replay reads a delivery exactly as it arrived.
+    """A request's parameters and what its partner's parser makes of them (with the status its URL
+    implied, if any): the one reading shared by live requests, the spool, previews and replay, so a replay
+    reads a delivery exactly as it arrived.
     Raises PayloadError for a bad payload, or for a partner without a parser (a network retired
     since the request was stored)."""
     try:
         partner = get_partner(raw.partner)
     except KeyError:
         raise PayloadError(f"no parser is registered for partner {raw.partner!r}", "partner") from None
+    if raw.implied_status:
+        partner = partner.implying(raw.implied_status)
     params = payload_params(raw.query_string, raw.body, raw.content_type)
     return params, partner.parse(params)
 
@@ -248,6 +251,7 @@ def _create_delivery(raw: RawRequest, outcome: str, *, spool_id: str | None, **e
         user_agent=raw.user_agent[:1024],
         headers=raw.headers,
         received_at=raw.received_at,
+        implied_status=raw.implied_status,
         outcome=outcome,
         spool_id=spool_id,
         **extra,

@@ -48,8 +48,9 @@ class Order(models.Model):
     order_number = ExactCharField(_("order number"), max_length=MAX_TEXT_LENGTH, blank=True)
     click_id = ExactCharField(_("click id (user)"), max_length=MAX_TEXT_LENGTH)
     order_status = models.CharField(_("status"), max_length=16, choices=OrderStatus.choices)
-    # The status word exactly as the network sent it (stripped), which order_status translates.
-    original_status = models.CharField(_("status as sent"), max_length=STATUS_WORD_LENGTH)
+    # The status word exactly as the network sent it (stripped), which order_status translates; empty
+    # when the URL the network called implied the status (a token with Delivery.implied_status).
+    original_status = models.CharField(_("status as sent"), max_length=STATUS_WORD_LENGTH, blank=True)
     offer_name = models.CharField(_("offer name"), max_length=MAX_TEXT_LENGTH, blank=True)
     offer_id = models.CharField(_("offer id"), max_length=MAX_TEXT_LENGTH, blank=True)
     sub = models.CharField("sub", max_length=MAX_TEXT_LENGTH, blank=True)
@@ -180,6 +181,10 @@ class Delivery(models.Model):
     # The spool entry this delivery was stored from; unique so that draining twice stores it once.
     spool_id = models.CharField(_("spool entry"), max_length=64, null=True, blank=True, unique=True)
     processed_at = models.DateTimeField(_("processed"), default=timezone.now)
+    # The status the request's URL implied (its token's, see partners.models.NetworkToken), read by the
+    # parser in place of a status word: kept so that a replay reads the request exactly as it arrived.
+    implied_status = models.CharField(_("status implied by the URL"), max_length=16, choices=OrderStatus.choices,
+                                      blank=True)
     # Set each time the delivery is run again through the parser (replay after a fix).
     replayed_at = models.DateTimeField(_("replayed"), null=True, blank=True)
 

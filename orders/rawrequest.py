@@ -28,6 +28,8 @@ class RawRequest:
     headers: dict = field(default_factory=dict)
     received_at: datetime = field(default_factory=timezone.now)
     source: str = Delivery.Source.HTTP
+    # The status the URL's token implies (Delivery.implied_status); "" for none.
+    implied_status: str = ""
 
     def to_json(self) -> dict:
         data = asdict(self)
@@ -50,5 +52,5 @@ class RawRequest:
             partner=delivery.partner, method=delivery.method, query_string=delivery.query_string,
             body=bytes(delivery.body), content_type=delivery.content_type, remote_addr=delivery.remote_addr,
             user_agent=delivery.user_agent, headers=delivery.headers, received_at=delivery.received_at,
-            source=delivery.source,
+            source=delivery.source, implied_status=delivery.implied_status,
         )

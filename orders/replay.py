@@ -166,16 +166,18 @@ def replay_selected(deliveries, *, dry_run: bool = False) -> ReplaySummary:
     return summary
 
 
-def enter_manual(partner: str, query: str, *, entered_by: str = "", dry_run: bool = False) -> IngestResult:
+def enter_manual(partner: str, query: str, *, entered_by: str = "", dry_run: bool = False,
+                 implied_status: str = "") -> IngestResult:
     """Store a postback typed or pasted by hand (e.g. from the network's dashboard) through the write
-    path, as a `manual` delivery; `entered_by` is kept in its user agent for the audit trail.
+    path, as a `manual` delivery; `entered_by` is kept in its user agent for the audit trail, and
+    `implied_status` is the status of the URL it was sent to, for a network that calls one URL per event.
 
     `query` is the postback's query string; a whole URL is cut to the part after '?', so the token
     in it is never stored. One attempt, no spool: the operator is there to see a failure and retry.
     A database error is raised (nothing was stored); any other failure is a FAILED result.
     """
     raw = RawRequest(partner=partner, method="GET", query_string=query.strip().split("?", 1)[-1],
-                     source=Delivery.Source.MANUAL,
+                     source=Delivery.Source.MANUAL, implied_status=implied_status,
                      user_agent=f"manage.py replay_webhook by {entered_by}" if entered_by else "")
     if dry_run:
         return preview(raw)

@@ -29,7 +29,7 @@ from urllib.parse import quote, unquote, urlsplit
 
 from django.conf import settings as django_settings
 
-from .tokens import webhook_urls
+from partners.tokens import webhook_urls
 
 # 256 bits of randomness, URL-safe: 43 characters (orders.checks.MIN_TOKEN_LENGTH).
 TOKEN_BYTES = 32

@@ -15,6 +15,8 @@ from pathlib import Path
 
 from django.db import DatabaseError, IntegrityError, connections
 
+from partners import snapshot
+
 from . import alerts, dberrors, ingest, spool
 from .models import Delivery
 from .rawrequest import RawRequest
@@ -52,6 +54,7 @@ def drain(limit: int | None = None) -> DrainReport:
             report.busy = True
             return report
         report.quarantined += spool.quarantine_stale_temporaries()
+        snapshot.refresh()  # the configured networks as described now: the entries are read with them
         for done, path in enumerate(spool.pending()):
             if limit is not None and done >= limit:
                 break

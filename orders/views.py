@@ -11,13 +11,19 @@ from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.debug import sensitive_variables
 
 from epnhook.middleware import machine_endpoint
+from partners.tokens import (
+    log_near_miss,
+    partner_for_token,
+    seconds_left_in_window,
+    tokens_known,
+    wrong_token_over_limit,
+)
 
 from . import spool, spooldrain
 from .clientip import address_allowed, client_ip
 from .ingest import SPOOLED, UNAVAILABLE, ingest
 from .models import Delivery, Order
 from .rawrequest import RawRequest
-from .tokens import log_near_miss, partner_for_token, seconds_left_in_window, wrong_token_over_limit
 
 log = logging.getLogger("epnhook.webhook")
 
@@ -47,13 +53,17 @@ def webhook(request, token):
         response["Allow"] = "GET, POST"
         return response
     client = client_ip(request)
-    partner = partner_for_token(token)
-    if partner is not None and not address_allowed(partner, client):
+    match = partner_for_token(token)
+    if match is not None and not address_allowed(match.partner, client):
         # Answered exactly like a wrong token, so a leaked token tells its holder nothing.
-        log.warning("valid %s token from %s, outside its WEBHOOK_ALLOWED_IPS: answered 404", partner,
-                    client or "an unknown address", extra={"partner": partner, "client_ip": client})
-        partner = None
-    if partner is None:
+        log.warning("valid %s token from %s, outside its WEBHOOK_ALLOWED_IPS: answered 404", match.partner,
+                    client or "an unknown address", extra={"partner": match.partner, "client_ip": client})
+        match = None
+    if match is None:
+        if not tokens_known():
+            # Started during a database outage, with no saved copy of the admin's tokens: this may be
+            # one, and a 404 could make its network disable our URL.
+            return _retry_later(UNAVAILABLE, "webhook tokens cannot be checked now; retry later", 503)
         log_near_miss(request.path, client)
         if wrong_token_over_limit(client):
             response = json_error(429, "too many requests with a wrong token; try again later")
@@ -67,8 +77,10 @@ def webhook(request, token):
     if body is None:
         return json_error(413, f"body larger than {settings.WEBHOOK_MAX_BODY_BYTES} bytes", field="body")
 
+    partner = match.partner
     result = ingest(RawRequest(
         partner=partner,
+        implied_status=match.implied_status,
         method=request.method,
         query_string=request.META.get("QUERY_STRING", "").encode("latin-1").decode("utf-8", "replace"),
         body=body,

@@ -15,6 +15,7 @@ map every network's spellings onto them, and orders.models uses them as the colu
 depends on partners, never the other way round).
 """
 
+import copy
 import ipaddress
 import re
 from dataclasses import dataclass, field
@@ -82,7 +83,7 @@ MONEY_DECIMAL_PLACES = 9
 _PLAIN_DECIMAL = {".": re.compile(r"[0-9]+(\.[0-9]+)?"), ",": re.compile(r"[0-9]+(,[0-9]+)?")}
 DECIMAL_SEPARATORS = tuple(_PLAIN_DECIMAL)
 # An ISO 4217 code: what a partner that lists no currencies accepts (upper-cased).
-_CURRENCY_CODE = re.compile(r"[A-Z]{3}")
+CURRENCY_CODE = re.compile(r"[A-Z]{3}")
 # Longest value any free-text identifier column stores (see orders.models).
 MAX_TEXT_LENGTH = 255
 # Longest status word a network may send (Order.original_status keeps it as sent).
@@ -111,7 +112,8 @@ class ParsedOrder:
     order_number: str
     click_id: str
     order_status: str
-    # The status word as the network sent it (stripped, in its own case), which order_status translates.
+    # The status word as the network sent it (stripped, in its own case), which order_status translates;
+    # empty when the URL implied the status (Partner.implied_status) and the network sent no word.
     original_status: str
     currency: str
     uniq_id_derived: bool = False
@@ -145,8 +147,11 @@ class Partner:
     # explicit: a word that is also one of ours maps only if listed, and may map elsewhere (Admitad's
     # "pending" is our waiting, ePN's our pending).
     statuses: dict[str, OrderStatus]
-    # The parameter that carries the status word.
-    status_parameter: str = "order_status"
+    # The parameter that carries the status word; None for a network whose every URL implies a status.
+    status_parameter: str | None = "order_status"
+    # The status that the URL called implies, for a network that fires one URL per event (ActionPay:
+    # created, accepted, rejected): status() answers it without reading a word. Set on a copy by implying().
+    implied_status: OrderStatus | None = None
     # The zone of times sent without an offset.
     timezone: str = "UTC"
     # Forms a time may come in, tried in order: strptime formats, ISO_8601 and UNIX_SECONDS.
@@ -172,6 +177,12 @@ class Partner:
     def parse(self, params: dict[str, str]) -> ParsedOrder:
         raise NotImplementedError
 
+    def implying(self, status: str) -> "Partner":
+        """This partner, for a postback whose URL implies `status` (its token says which event fired)."""
+        partner = copy.copy(self)
+        partner.implied_status = OrderStatus(status)
+        return partner
+
     def postback_url(self, webhook_url: str) -> str:
         """The URL to paste into the network's dashboard, for our `webhook_url` (with its token): every
         parameter as `name=<its macro>`, on one line, or the bare URL if the network appends its own."""
@@ -194,8 +205,17 @@ class Partner:
         return value
 
     def status(self, params: dict[str, str]) -> tuple[str, str]:
-        """Our status for the network's word in `status_parameter`, and that word as sent (stripped)."""
+        """Our status for the network's word in `status_parameter`, and that word as sent (stripped).
+
+        A status implied by the URL is answered as it is, with no word: the network sent none, and a
+        word it sends anyway is not read (it stays in the raw payload).
+        """
+        if self.implied_status is not None:
+            return self.implied_status, ""
         name = self.status_parameter
+        if name is None:
+            raise PayloadError("this network's status is implied by the URL it calls, and this URL implies none",
+                               "token")
         word = self.text(params, name, required=True, max_length=STATUS_WORD_LENGTH)
         status = self.statuses.get(word.lower())
         if status is None:
@@ -226,7 +246,7 @@ class Partner:
             return self.default_currency
         code = raw.upper() if raw.isascii() else raw  # "ı".upper() is an ASCII "I"
         if self.currencies is None:
-            if not _CURRENCY_CODE.fullmatch(code):
+            if not CURRENCY_CODE.fullmatch(code):
                 raise PayloadError(f"{name} {raw[:40]!r} is not a currency code of three letters like RUB", name)
         elif code not in self.currencies:
             raise PayloadError(f"{name} {raw[:40]!r} is not one of {', '.join(self.currencies)}", name)

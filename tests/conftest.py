@@ -90,6 +90,37 @@ def _empty_cache():
     cache.clear()
 
 
+@pytest.fixture(autouse=True)
+def network_clock(monkeypatch):
+    """Each test starts with this process's snapshot of the admin's networks and tokens loaded and empty,
+    as the test database has them, on a clock that stands still: the snapshot is read again only when a
+    change is saved (its signals), when a test moves the clock (`network_clock.advance(seconds)`), or
+    where the code reads it at once (snapshot.refresh), so that no query count depends on how long a test
+    took."""
+    from partners import snapshot
+
+    clock = StoppedClock()
+    monkeypatch.setattr(snapshot, "_state", snapshot._State(snapshot.Snapshot({}, ()), checked_at=clock.now))
+    monkeypatch.setattr(snapshot, "_clock", clock)
+    # A request's refresh runs in place, on the test's connection (the refresher thread would see none of
+    # the test's uncommitted rows); tests/test_live_tokens.py runs it under gunicorn.
+    monkeypatch.setattr(snapshot, "_ask", snapshot.refresh)
+    return clock
+
+
+class StoppedClock:
+    """A monotonic clock that moves only when told to."""
+
+    def __init__(self):
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
 @pytest.fixture
 def terminal_report(request):
     """Adds a line to the end-of-run summary, for numbers a run must report (such as fuzz counts)."""

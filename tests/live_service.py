@@ -189,12 +189,13 @@ class Service:
         children = Path(f"/proc/{self.process.pid}/task/{self.process.pid}/children").read_text()
         return set(map(int, children.split()))
 
-    def busy_workers(self) -> set[int]:
-        """The workers holding a client connection to the service right now (read from /proc)."""
+    def busy_workers(self, client_port: int | None = None) -> set[int]:
+        """The workers holding a client connection to the service right now (read from /proc); with
+        `client_port`, the one holding that client's connection."""
         # /proc/net/tcp: "sl local_address rem_address st ... inode"; 0A is LISTEN, the arbiter's socket.
-        local = f":{self.port:04X}"
+        local, remote = f":{self.port:04X}", f":{client_port:04X}" if client_port else ""
         inodes = {fields[9] for fields in map(str.split, Path("/proc/net/tcp").read_text().splitlines()[1:])
-                  if fields[1].endswith(local) and fields[3] != "0A"}
+                  if fields[1].endswith(local) and fields[3] != "0A" and fields[2].endswith(remote)}
         busy = set()
         for pid in self.worker_pids():
             try:

@@ -11,6 +11,7 @@ from urllib.parse import quote_from_bytes, urlencode
 from hypothesis import strategies as st
 
 from partners.base import OrderStatus, ParsedOrder, Partner
+from partners.configured import LEDGER_FIELDS, FieldKind
 from partners.registry import PARTNERS
 
 # Every parameter name any partner reads, and the ledger's own field names.
@@ -20,7 +21,7 @@ MONEY_FIELDS = ("revenue", "commission_fee", "payment_sum", "order_sum")
 INTEGER_FIELDS = ("type_id", "website_id")
 TIME_FIELDS = ("click_time", "time_of_order", "time", "conversion_time")
 IP_FIELDS = ("ip", "ipv6", "action_ip")
-STATUS_FIELDS = tuple(sorted({p.status_parameter for p in PARTNERS.values()}))
+STATUS_FIELDS = tuple(sorted({p.status_parameter for p in PARTNERS.values() if p.status_parameter}))
 BOOLEAN_FIELDS = ("reward_ready",)
 STATUSES = tuple(sorted(set(OrderStatus.values).union(*(p.statuses for p in PARTNERS.values()))))
 CURRENCIES = tuple(sorted({"KZT", "BTC", "rub"}.union(*(p.currencies or () for p in PARTNERS.values()))))
@@ -83,16 +84,24 @@ ip_texts = st.one_of(
 )
 
 
-def value_for(name: str) -> st.SearchStrategy[str]:
-    if name in MONEY_FIELDS or name in INTEGER_FIELDS:
+# What a configured network's parameter carries, by the ledger field it is mapped to.
+_KINDS = {ledger_field.name: ledger_field.kind for ledger_field in LEDGER_FIELDS}
+
+
+def value_for(name: str, partner: Partner | None = None) -> st.SearchStrategy[str]:
+    """Values for parameter `name`: what it holds under a built-in partner's name for it, or under
+    `partner`'s mapping when that is a configured network."""
+    kind = next((_KINDS[ledger] for ledger, parameter in getattr(partner, "fields", {}).items() if parameter == name),
+                None)
+    if name in MONEY_FIELDS or name in INTEGER_FIELDS or kind == FieldKind.MONEY:
         return numbers
-    if name in TIME_FIELDS:
+    if name in TIME_FIELDS or kind == FieldKind.TIMESTAMP:
         return timestamps
-    if name in IP_FIELDS:
+    if name in IP_FIELDS or kind == FieldKind.IP:
         return ip_texts
-    if name in STATUS_FIELDS:
+    if name in STATUS_FIELDS or (partner is not None and name == partner.status_parameter):
         return st.sampled_from(STATUSES) | st.sampled_from(STATUSES).map(str.upper) | any_text
-    if name == "currency":
+    if name == "currency" or kind == FieldKind.CURRENCY:
         return st.sampled_from(CURRENCIES) | st.from_regex(r"[A-Za-z]{3}", fullmatch=True) | any_text
     if name in BOOLEAN_FIELDS:
         return st.sampled_from(["1", "0", "true", "FALSE", "Yes", "no", "2", "on", "-1"]) | any_text
@@ -111,10 +120,11 @@ def params(draw, partner: Partner | None = None) -> dict[str, str]:
     for name, value in result.items():
         if value == uniq_id:
             result[name] = f"U{draw(st.integers(0, 10**9))}"
-    result[partner.status_parameter] = draw(st.sampled_from(sorted(partner.statuses)))
+    if partner.statuses:
+        result[partner.status_parameter] = draw(st.sampled_from(sorted(partner.statuses)))
     names = st.sampled_from(sorted(set(partner.parameters) | set(FIELD_NAMES)))
     for name in draw(st.sets(names, max_size=6)):
-        result[name] = draw(value_for(name))
+        result[name] = draw(value_for(name, partner))
     for name in draw(st.sets(names, max_size=2)):
         result.pop(name, None)
     result.update(draw(st.dictionaries(any_text, any_text, max_size=2)))

@@ -1,23 +1,29 @@
 """The admin driven by a real headless Chromium (Debian's chromium and chromedriver, through Selenium).
 
-One journey, as staff would make it: log in, read the orders (one row each, at the current status)
-and their totals, switch to status events, filter and search, open an order (history and current
-status), switch to Russian, replay a delivery, download the CSV. A failure leaves a screenshot in
-test-artifacts/.
+Two journeys, as staff would make them. Orders: log in, read the orders (one row each, at the current
+status) and their totals, switch to status events, filter and search, open an order (history and
+current status), switch to Russian, replay a delivery, download the CSV. Networks: add one without code,
+issue its tokens, and see the postback sent to a token's URL in the order list. A failure leaves a
+screenshot in test-artifacts/.
 """
 
 import csv
 import io
+import json
 import time
+from decimal import Decimal
 from pathlib import Path
+from urllib.parse import quote
+from urllib.request import urlopen
 
 import pytest
 from django.conf import settings
+from django.contrib.auth.models import Permission, User
 from selenium import webdriver
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support import expected_conditions
-from selenium.webdriver.support.ui import WebDriverWait
+from selenium.webdriver.support.ui import Select, WebDriverWait
 
 from orders.models import Delivery, Order
 from tests.admin_helpers import PASSWORD, load_orders, make_admin
@@ -175,3 +181,90 @@ def test_staff_journey_through_the_admin(browser, live_server, settings):
     rows = list(csv.reader(io.StringIO(download.read_text(encoding="utf-8"))))
     assert rows[0][2] == "уникальный id" and rows[0][5] == "текущий статус"
     assert sorted((row[2], row[5]) for row in rows[1:]) == [("EPN-1", "completed"), ("EPN-2", "waiting")]
+
+
+def screenshot(driver, name: str) -> None:
+    ARTIFACTS.mkdir(exist_ok=True)
+    driver.save_screenshot(str(ARTIFACTS / f"{name}.png"))
+
+
+def fill(driver, values: dict[str, str]) -> None:
+    for name, value in values.items():
+        field = driver.find_element(By.NAME, name)
+        if field.tag_name == "select":
+            Select(field).select_by_value(value)
+        else:
+            field.clear()
+            field.send_keys(value)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_staff_add_a_network_and_its_postbacks_arrive_under_it(browser, live_server, settings):
+    """ActionPay fires one URL per event: a staff user with the network permissions adds it, issues a token
+    for each event, copies the URL shown once, and the postback sent to it lands in the order list under
+    ActionPay. A mapping without a required field is refused first, with a message naming it. Screenshots
+    of each step go to test-artifacts/."""
+    settings.SESSION_COOKIE_SECURE = settings.CSRF_COOKIE_SECURE = False
+    user = User.objects.create_user("networks", password=PASSWORD, is_staff=True)
+    user.user_permissions.add(*Permission.objects.filter(
+        content_type__app_label="partners",
+    ), *Permission.objects.filter(codename__in=["view_order", "view_delivery"]))
+    admin_url = f"{live_server.url}/{settings.ADMIN_URL}"
+    browser.get(admin_url)
+    fill(browser, {"username": "networks", "password": PASSWORD})
+    load_page(browser, browser.find_element(By.CSS_SELECTOR, "input[type=submit]").click, "#user-tools")
+
+    # The form without the parameter that carries the click id: refused, naming it.
+    load_page(browser, browser.find_element(By.CSS_SELECTOR, "a[href$='partners/network/add/']").click,
+              "#network_form")
+    fill(browser, {"name": "ActionPay", "slug": "actionpay", "uniq_id_parameter": "uniqueid",
+                   "commission_fee_parameter": "payment", "offer_id_parameter": "offer",
+                   "time_of_order_parameter": "time", "default_currency": "RUB", "macro": "{name}"})
+    load_page(browser, browser.find_element(By.NAME, "_save").click, ".errornote")
+    summary = browser.find_element(By.CSS_SELECTOR, ".errorlist.nonfield").text
+    assert summary == "Required fields not mapped: click id (user)."
+    assert browser.find_element(By.CSS_SELECTOR, ".field-click_id_parameter .errorlist").text == \
+        "Required: map the parameter that carries click id (user)."
+    screenshot(browser, "network-refused-without-click-id")
+
+    # Mapped: saved, and on its page the URL to paste, with ActionPay's macros.
+    fill(browser, {"click_id_parameter": "subaccount"})
+    load_page(browser, browser.find_element(By.NAME, "_save").click, "#postback-section")
+    template = browser.find_element(By.ID, "url-template").text
+    assert template == (f"{live_server.url}/webhook/<token>?uniqueid={{uniqueid}}&subaccount={{subaccount}}"
+                        "&payment={payment}&offer={offer}&time={time}")
+
+    # One token per event, each URL shown once; the "accepted" one is copied.
+    urls = {}
+    for label, status in (("created", "waiting"), ("accepted", "completed"), ("rejected", "rejected")):
+        load_page(browser, browser.find_element(By.ID, "issue-token-link").click, "#issue-token-form")
+        fill(browser, {"label": label, "implied_status": status})
+        load_page(browser, browser.find_element(By.NAME, "issue").click, "#postback-url")
+        urls[label] = browser.find_element(By.ID, "postback-url").get_attribute("value")
+        screenshot(browser, f"network-token-{label}")
+        load_page(browser, browser.find_element(By.LINK_TEXT, "Back to ActionPay").click, "#token-table")
+    assert len(browser.find_elements(By.CSS_SELECTOR, "#token-table .token-row")) == 3
+    browser.execute_script("document.getElementById('postback-section').scrollIntoView()")
+    screenshot(browser, "network-page")
+    assert len(set(urls.values())) == 3 and all(url.startswith(f"{live_server.url}/webhook/") for url in urls.values())
+
+    # ActionPay calls the "accepted" URL, its macros filled in.
+    values = {"uniqueid": "AP-777", "subaccount": "user-42", "payment": "120.50", "offer": "55",
+              "time": "2026-03-01 12:30:00"}
+    called = urls["accepted"]
+    for name, value in values.items():
+        called = called.replace(f"{{{name}}}", quote(value))
+    with urlopen(called, timeout=10) as answer:
+        assert answer.status == 200 and json.loads(answer.read())["status"] == "created"
+
+    # The order, under ActionPay in the order list's network filter.
+    browser.get(f"{admin_url}orders/order/")
+    load_page(browser, browser.find_element(By.LINK_TEXT, "ActionPay").click,
+              "#changelist-filter li.selected a[href='?partner=actionpay']")
+    assert listed_uniq_ids(browser) == ["AP-777"]
+    assert rows_text(browser)[0].startswith("actionpay AP-777")
+    assert "completed (confirmed)" in rows_text(browser)[0]
+    screenshot(browser, "network-order-listed")
+    order = Order.objects.get()
+    assert (order.partner, order.click_id, order.commission_fee, order.original_status) == \
+        ("actionpay", "user-42", Decimal("120.50"), "")

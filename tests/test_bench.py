@@ -51,14 +51,15 @@ def test_make_bench_stores_every_postback_it_sent_and_reports_it(tmp_path):
     assert "**epnhook / baseline**" in text and "zero lost: met" in text
 
 
-def test_cpu_per_postback_measures_only_created_postbacks(tmp_path):
+@pytest.mark.parametrize("token", ["environment", "admin"])
+def test_cpu_per_postback_measures_only_created_postbacks(tmp_path, token):
     run = subprocess.run(
         [sys.executable, "-m", "bench.cpu_per_postback", "--postbacks", "200", "--batches", "2", "--warmup", "10",
-         "--workdir", str(tmp_path / "work")],
+         "--workdir", str(tmp_path / "work"), "--token", token],
         cwd=ROOT, capture_output=True, text=True, timeout=300,
     )
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
-    assert "200 postbacks in 2 batches, each answered 200 created" in run.stdout
+    assert f"200 postbacks with the {token}'s token in 2 batches, each answered 200 created" in run.stdout
     best, median = map(float, re.search(r"our CPU per postback: best ([\d.]+) ms, median ([\d.]+) ms",
                                         run.stdout).groups())
     assert 0 < best <= median

@@ -22,8 +22,10 @@ from orders import spool
 from orders.ingest import ingest
 from orders.models import Delivery, Order
 from orders.rawrequest import RawRequest
+from partners.models import NetworkToken
 from tests.factories import raw_get
 from tests.manage_process import BASE_DIR, manage, start_manage
+from tests.networks import actionpay_row
 from tests.settings import TEST_TOKEN
 
 pytestmark = pytest.mark.django_db
@@ -130,6 +132,20 @@ def test_a_postback_entered_by_hand_does_not_count_as_the_network_calling():
                       source=Delivery.Source.MANUAL))
     code, output = check_health("--no-email", "--json")
     assert code == 1 and statuses(output)["last postback epn_bz"] == "warning"
+
+
+def test_a_network_with_a_token_issued_in_the_admin_is_checked_too():
+    network = actionpay_row()
+    network.save()
+    row, _token = NetworkToken.issue(network, implied_status="waiting")
+    code, output = check_health("--no-email", "--json", "--quiet")
+    assert code == 1 and statuses(output) == {"last postback actionpay": "warning"}
+    ingest(RawRequest(partner="actionpay", method="GET", query_string="uniqueid=1&subaccount=2",
+                      implied_status="waiting"))
+    assert check_health("--no-email")[0] == 0
+    NetworkToken.objects.filter(pk=row.pk).update(revoked_at=timezone.now())
+    Delivery.objects.filter(partner="actionpay").update(received_at=timezone.now() - timedelta(days=9))
+    assert check_health("--no-email")[0] == 0, "a network without a live token is not expected to call"
 
 
 def test_no_postback_ever_received_is_a_warning():

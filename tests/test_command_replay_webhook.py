@@ -15,9 +15,13 @@ from django.db import connection, connections
 from orders import replay, spool
 from orders.ingest import ingest
 from orders.models import Delivery, Order
+from orders.rawrequest import RawRequest
+from partners import snapshot
 from partners.epn_bz import EpnBz
+from partners.models import Network
 from tests.factories import raw_get
 from tests.manage_process import assert_clean_failure, manage
+from tests.networks import actionpay_row
 from tests.settings import TEST_TOKEN
 
 pytestmark = pytest.mark.django_db
@@ -143,8 +147,27 @@ def test_partner_selects_one_networks_deliveries(fix_parser):
     fix_parser()
     output = replay_webhook("--partner", "epn_bz")
     assert f"Delivery #{ours.pk}: stored as order #" in output and f"#{other.pk}:" not in output
-    with pytest.raises(CommandError, match="invalid choice: 'nobody'"):
+    with pytest.raises(CommandError, match="--partner: no network 'nobody' \\(known: epn_bz, admitad\\)"):
         replay_webhook("--partner", "nobody")
+
+
+def test_partner_may_be_a_network_configured_in_the_admin():
+    actionpay_row().save()
+    ingest(RawRequest(partner="actionpay", method="GET", query_string="uniqueid=AP-1&subaccount=7&payment=1,5",
+                      implied_status="completed"))
+    Network.objects.filter(slug="actionpay").update(decimal_separator=",")
+    snapshot.forget()  # as the admin's save would
+    output = replay_webhook("--partner", "actionpay", "--outcome", "invalid")
+    assert "stored as order #" in output and Order.objects.get().commission_fee == Decimal("1.5")
+    # By hand, with the status of the URL the network called.
+    replay_webhook("--partner", "actionpay", "--query", "uniqueid=AP-1&subaccount=7&payment=1,5",
+                   "--implied-status", "rejected")
+    assert list(Order.objects.order_by("pk").values_list("order_status", flat=True)) == ["completed", "rejected"]
+    assert Delivery.objects.get(source="manual").implied_status == "rejected"
+    with pytest.raises(CommandError, match="implies none"):
+        replay_webhook("--partner", "actionpay", "--query", "uniqueid=AP-2&subaccount=7")
+    with pytest.raises(CommandError, match="--implied-status goes with --query"):
+        replay_webhook("--partner", "actionpay", "--implied-status", "waiting")
 
 
 def test_nothing_selected_is_an_error_not_a_replay_of_everything():

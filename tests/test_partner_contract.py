@@ -1,7 +1,9 @@
 """Cases every partner must satisfy, whatever its network's format.
 
-They run against PARTNERS_UNDER_CONTRACT: every registered partner, and any partner built otherwise
-(from data, say) that is added to that list, so that the same obligations hold for it.
+They run against PARTNERS_UNDER_CONTRACT: every registered partner, and the networks configured as staff
+would in the admin (tests/networks.py: built from a Network row), so that the same obligations hold for
+them. A status is either a word the network sends, or implied by the URL it calls (ActionPay's, here as
+its parser reads a postback to its "accepted" URL).
 """
 
 import json
@@ -23,13 +25,20 @@ from partners.base import (
     Partner,
     PayloadError,
 )
-from partners.registry import PARTNERS, get_partner
+from partners.models import Network
+from partners.registry import PARTNERS, get_partner, partner_choices
+from tests.networks import CONFIGURED_UNDER_CONTRACT, gdeslon_row
 
-PARTNERS_UNDER_CONTRACT: list[Partner] = list(PARTNERS.values())
+PARTNERS_UNDER_CONTRACT: list[Partner] = [*PARTNERS.values(), *CONFIGURED_UNDER_CONTRACT]
 WEBHOOK_URL = "https://webhook.example.com/webhook/T0KEN"
 CURRENCY_CODE = re.compile(r"[A-Z]{3}")
 
 partners = pytest.mark.parametrize("partner", PARTNERS_UNDER_CONTRACT, ids=lambda partner: partner.slug)
+# The partners whose status is a word in a parameter, and those whose URL implies it.
+word_partners = pytest.mark.parametrize("partner", [p for p in PARTNERS_UNDER_CONTRACT if p.implied_status is None],
+                                        ids=lambda partner: partner.slug)
+implied_partners = pytest.mark.parametrize("partner", [p for p in PARTNERS_UNDER_CONTRACT if p.implied_status],
+                                           ids=lambda partner: partner.slug)
 
 
 class ReadRecorder(dict):
@@ -62,11 +71,23 @@ def test_registry_maps_each_slug_to_its_parser():
         get_partner("no-such-network")
 
 
+@pytest.mark.django_db
+def test_the_registry_answers_a_configured_network_from_its_row():
+    gdeslon_row().save()
+    partner = get_partner("gdeslon")
+    assert partner.config == gdeslon_row().config()
+    assert get_partner("gdeslon") is partner, "built once, not per postback"
+    assert partner_choices() == [*((slug, p.name) for slug, p in PARTNERS.items()), ("gdeslon", "GdeSlon")]
+    Network.objects.get(slug="gdeslon").delete()
+    with pytest.raises(KeyError):
+        get_partner("gdeslon")
+
+
 @partners
 def test_the_example_parses_into_json_safe_extras(partner):
     parsed = partner.parse(dict(partner.example))
     assert isinstance(parsed, ParsedOrder)
-    assert parsed.order_status in STATUS_VALUES and parsed.original_status
+    assert parsed.order_status in STATUS_VALUES and (parsed.original_status or partner.implied_status)
     assert set(parsed.extras) <= {extra.name for extra in partner.extra_fields}
     assert json.loads(json.dumps(parsed.extras)) == parsed.extras
     assert all(type(value) in (str, int, bool) for value in parsed.extras.values())
@@ -79,7 +100,7 @@ def test_the_parser_reads_only_its_declared_parameters(partner):
     declared = set(partner.parameters)
     assert params.read <= declared, params.read - declared
     assert set(partner.example) <= declared
-    assert partner.status_parameter in declared
+    assert partner.status_parameter in declared or partner.status_parameter is None
     assert {extra.name for extra in partner.extra_fields} <= declared
 
 
@@ -95,7 +116,7 @@ def test_the_url_to_paste_holds_every_parameter_as_a_macro_on_one_line(partner):
     assert len(set(partner.parameters)) == len(partner.parameters)
 
 
-@partners
+@word_partners
 def test_statuses_map_each_network_word_to_ours_ignoring_case(partner):
     assert partner.statuses, "a partner accepts at least one status word"
     for word, status in partner.statuses.items():
@@ -106,12 +127,19 @@ def test_statuses_map_each_network_word_to_ours_ignoring_case(partner):
             assert (parsed.order_status, parsed.original_status) == (status, sent.strip())
 
 
-@partners
+@word_partners
 def test_an_unknown_status_word_is_a_payload_error_naming_the_status_parameter(partner):
     with pytest.raises(PayloadError) as caught:
         partner.parse({**partner.example, partner.status_parameter: "no-such-status"})
     assert caught.value.field == partner.status_parameter
     assert "no-such-status" in caught.value.message
+
+
+@implied_partners
+def test_an_implied_status_is_the_status_of_every_postback_with_no_word(partner):
+    for word in ("no-such-status", "rejected", ""):
+        parsed = partner.parse({**partner.example, "status": word, "order_status": word})
+        assert (parsed.order_status, parsed.original_status) == (partner.implied_status, "")
 
 
 @partners

@@ -13,10 +13,12 @@ from django.test import Client
 from django.test.utils import CaptureQueriesContext
 
 from epnhook.logging import JsonFormatter
-from orders import alerts, tokens
+from orders import alerts
 from orders import ingest as ingest_module
 from orders.checks import token_strength_bits
 from orders.models import Delivery, Order
+from partners import tokens
+from partners.models import Network, NetworkToken
 from tests.factories import load_settings, postback
 from tests.settings import TEST_TOKEN, TEST_TOKEN_ROTATED
 
@@ -60,10 +62,11 @@ def test_query_string_at_the_limit_is_read(client, webhook_url):
 
 def test_token_lookup_takes_the_same_steps_whatever_the_guess(monkeypatch, settings):
     """The timing argument, by construction: the candidate is hashed first, then compared with
-    hmac.compare_digest against every configured token, always 32 bytes against 32 bytes and with
-    no early exit; so neither a matching prefix, nor the length, nor which token matched changes
-    the work done."""
+    hmac.compare_digest against every token, the environment's and the admin's, always 32 bytes
+    against 32 bytes and with no early exit; so neither a matching prefix, nor the length, nor which
+    token matched (nor which kind of token it is) changes the work done."""
     settings.WEBHOOK_TOKENS = [("epn_bz", TEST_TOKEN), ("epn_bz", TEST_TOKEN_ROTATED), ("other", "o" * 43)]
+    _row, admin_token = NetworkToken.issue(Network.objects.get(slug="admitad"))
     calls = []
     compare_digest = hmac.compare_digest
 
@@ -72,11 +75,14 @@ def test_token_lookup_takes_the_same_steps_whatever_the_guess(monkeypatch, setti
         return compare_digest(a, b)
 
     monkeypatch.setattr(tokens.hmac, "compare_digest", spy)
-    for guess in (TEST_TOKEN, TEST_TOKEN_ROTATED, TEST_TOKEN[:-1] + "x", TEST_TOKEN[:5], "", "x" * 5000, "я" * 60):
+    tokens.partner_for_token("warm-up")  # reads the snapshot, with the admin's token
+    for guess in (TEST_TOKEN, TEST_TOKEN_ROTATED, admin_token, TEST_TOKEN[:-1] + "x", admin_token[:-1] + "x",
+                  TEST_TOKEN[:5], "", "x" * 5000, "я" * 60):
         calls.clear()
         found = tokens.partner_for_token(guess)
-        assert found == ("epn_bz" if guess in TOKENS else None)
-        assert calls == [(32, 32)] * 3, guess
+        expected = "epn_bz" if guess in TOKENS else "admitad" if guess == admin_token else None
+        assert (found and found.partner) == expected
+        assert calls == [(32, 32)] * 4, guess
 
 
 def test_near_miss_tokens_are_404_every_time(client):
@@ -252,8 +258,12 @@ def test_no_token_in_logs_emails_or_admin_pages(client, admin_client, settings, 
     settings.WEBHOOK_BAD_TOKEN_LIMIT = 2
     client.raise_request_exception = False
     url, rotated_url = f"/webhook/{TEST_TOKEN}", f"/webhook/{TEST_TOKEN_ROTATED}/"
+    _row, admin_token = NetworkToken.issue(Network.objects.get(slug="epn_bz"), label="issued in the admin")
 
-    # Successful postbacks, an invalid one, refusals, near-miss tokens up to the rate limit.
+    # Successful postbacks (an admin token's too, and its near miss), an invalid one, refusals, near-miss
+    # tokens up to the rate limit.
+    assert client.get(f"/webhook/{admin_token}", postback(uniq_id="admin")).status_code == 200
+    assert client.get(f"/Webhook/{admin_token}", postback(uniq_id="admin")).status_code == 404
     assert client.get(url, postback()).status_code == 200
     assert client.post(rotated_url, json.dumps(postback(order_status="completed")),
                        content_type="application/json").status_code == 200
@@ -274,18 +284,24 @@ def test_no_token_in_logs_emails_or_admin_pages(client, admin_client, settings, 
         assert client.get(rotated_url, postback(uniq_id="outage")).status_code == settings.SPOOL_ACK_STATUS
     alerts.wait_for_pending()
 
-    # What staff see: every admin list and change page of both models.
+    # What staff see: every admin list and change page of the ledger's models and of the networks (the
+    # page that issued the admin's token, the one place it is shown, aside).
     pages = [admin_client.get(f"/{settings.ADMIN_URL}")]
-    for model in ("order", "delivery"):
-        pages.append(admin_client.get(f"/{settings.ADMIN_URL}orders/{model}/"))
-        for pk in (Order if model == "order" else Delivery).objects.values_list("pk", flat=True):
-            pages.append(admin_client.get(f"/{settings.ADMIN_URL}orders/{model}/{pk}/change/"))
+    for app, model, rows in (("orders", "order", Order), ("orders", "delivery", Delivery),
+                             ("partners", "network", Network)):
+        pages.append(admin_client.get(f"/{settings.ADMIN_URL}{app}/{model}/"))
+        for pk in rows.objects.values_list("pk", flat=True):
+            pages.append(admin_client.get(f"/{settings.ADMIN_URL}{app}/{model}/{pk}/change/"))
+            if model == "network":
+                pages.append(admin_client.get(f"/{settings.ADMIN_URL}{app}/{model}/{pk}/try/"))
+                pages.append(admin_client.get(f"/{settings.ADMIN_URL}{app}/{model}/{pk}/history/"))
     assert len(pages) > 5 and all(page.status_code == 200 for page in pages)
 
     text_log, json_log = (buffer.getvalue() for buffer in emitted_logs)
     # The run produced what it claims to: without these the absence of the token proves nothing.
     for expected in ("Not Found: /webhook/<redacted>", "Internal Server Error: /webhook/<redacted>",
-                     "Too Many Requests", "database unavailable", "postback created", "wrong webhook token"):
+                     "Too Many Requests", "database unavailable", "postback created", "wrong webhook token",
+                     "for the epn_bz webhook was answered 404: its URL has 'webhook' in the wrong case"):
         assert expected in text_log, expected
     assert "Not Found: /webhook/<redacted>" in json_log
     subjects = [message.subject for message in mailoutbox]
@@ -295,7 +311,8 @@ def test_no_token_in_logs_emails_or_admin_pages(client, admin_client, settings, 
         "\n".join([message.subject, message.body, *(content for content, _ in getattr(message, "alternatives", []))])
         for message in mailoutbox
     ]
-    for token in TOKENS:
+    assert any("issued in the admin" in page.content.decode() for page in pages), "the admin token's row was shown"
+    for token in (*TOKENS, admin_token):
         for name, content in [("text log", text_log), ("JSON log", json_log), *(("email", e) for e in emails),
                               *(("admin page", page.content.decode()) for page in pages)]:
             assert token not in content, f"a token appears in a {name}"

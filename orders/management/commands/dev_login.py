@@ -8,7 +8,7 @@ from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
 
 from orders.setup_wizard import write_private
-from orders.tokens import webhook_urls
+from partners.tokens import webhook_urls
 
 USERNAME = "admin"
 

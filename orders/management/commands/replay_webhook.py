@@ -12,7 +12,9 @@ from django.db import DatabaseError
 from orders import replay, spool, spooldrain
 from orders.models import Delivery
 from orders.operations import database_failed, positive_int, require_database, timestamp_argument
-from partners.registry import PARTNERS
+from partners import snapshot
+from partners.base import OrderStatus
+from partners.registry import find_partner, partner_choices
 
 
 class Command(BaseCommand):
@@ -31,8 +33,12 @@ class Command(BaseCommand):
                             help="only deliveries received at or after this time (YYYY-MM-DD[ HH:MM])")
         parser.add_argument("--until", type=timestamp_argument,
                             help="only deliveries received before this time (YYYY-MM-DD[ HH:MM])")
-        parser.add_argument("--partner", choices=sorted(PARTNERS), help="only this partner's deliveries")
+        parser.add_argument("--partner", help="only this network's deliveries: the slug of a built-in network or "
+                                              "of one configured in the admin")
         parser.add_argument("--query", help="with --partner: store this postback query string as a manual delivery")
+        parser.add_argument("--implied-status", choices=OrderStatus.values, default="",
+                            help="with --query: the status the URL it was sent to implies, for a network that "
+                                 "calls one URL per event (such as ActionPay)")
         parser.add_argument("--spool", action="store_true", help="store the postbacks waiting in the spool")
         parser.add_argument("--dry-run", action="store_true", help="show what would change and write nothing")
 
@@ -49,6 +55,8 @@ class Command(BaseCommand):
                 raise CommandError("--query needs --partner: whose postback is it?")
             if not options["query"].strip():
                 raise CommandError("--query is empty")
+        elif options["implied_status"]:
+            raise CommandError("--implied-status goes with --query: a stored delivery keeps the status its URL implied")
         elif not (options["spool"] or selecting or options["partner"]):
             raise CommandError("say what to replay: delivery ids, --outcome, --since/--until or --partner "
                                "(or --query with --partner, or --spool)")
@@ -56,11 +64,16 @@ class Command(BaseCommand):
             raise CommandError("--since must be earlier than --until")
 
         require_database()
+        snapshot.refresh()  # the configured networks as they are described now
+        # Checked here, not as argparse choices: the configured networks are known from the database.
+        if options["partner"] and find_partner(options["partner"]) is None:
+            known = ", ".join(slug for slug, _name in partner_choices())
+            raise CommandError(f"--partner: no network {options['partner']!r} (known: {known})")
         try:
             if options["spool"]:
                 self.drain_spool(options["dry_run"])
             elif options["query"] is not None:
-                self.enter_manual(options["partner"], options["query"], options["dry_run"])
+                self.enter_manual(options["partner"], options["query"], options["dry_run"], options["implied_status"])
             else:
                 self.replay_selection(ids, options)
         except DatabaseError as error:
@@ -83,9 +96,10 @@ class Command(BaseCommand):
         if summary.failed:
             raise CommandError(f"{summary.failed} delivery(ies) failed; see the lines marked 'failed' above")
 
-    def enter_manual(self, partner: str, query: str, dry_run: bool) -> None:
+    def enter_manual(self, partner: str, query: str, dry_run: bool, implied_status: str) -> None:
         """One postback, one line; a refusal is an error with its reason, so that a script notices."""
-        result = replay.enter_manual(partner, query, entered_by=_operator(), dry_run=dry_run)
+        result = replay.enter_manual(partner, query, entered_by=_operator(), dry_run=dry_run,
+                                     implied_status=implied_status)
         if result.outcome == Delivery.Outcome.INVALID:
             where = f" ({result.field})" if result.field else ""
             if dry_run:
