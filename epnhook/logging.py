@@ -40,10 +40,18 @@ def _forget_tokens(setting, **kwargs):
         _settings_tokens.cache_clear()
 
 
+def configured_api_secrets() -> tuple[str, ...]:
+    """The client secrets of the networks' APIs (settings.RECONCILE_APIS, for reconciliation)."""
+    if not settings.configured:
+        return ()
+    return tuple(config["client_secret"] for config in getattr(settings, "RECONCILE_APIS", {}).values())
+
+
 # Where redact() learns the tokens to find anywhere in a line, not just after /webhook/. A later source
 # (tokens staff create in the admin, while their plain text is known) is one more callable here; each is
-# called for every line written, so it must be cheap.
-TOKEN_SOURCES = [configured_tokens]
+# called for every line written, so it must be cheap. The partners app adds the API tokens this process
+# holds (partners.api.held_secrets).
+TOKEN_SOURCES = [configured_tokens, configured_api_secrets]
 
 
 def redact(text: str) -> str:

@@ -56,11 +56,13 @@ class AdmitadApi(ApiClient):
             records, count = dig(answer, "results", what=what), dig(answer, "_meta", "count", what=what)
             if not isinstance(records, list) or not isinstance(count, int):
                 raise ApiError(f"{what}: results is not a list, or _meta.count not a number")
+            del answer  # memory holds one page: this one goes before the next is read
             if records:
                 yield records
             offset += self.page_size
             if not records or offset >= count:
                 return
+            del records
 
 
 class Admitad(Partner):

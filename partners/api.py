@@ -179,17 +179,14 @@ class TokenStore(Protocol):
     def save(self, tokens: Tokens) -> None: ...
 
 
-_held: set[str] = set()
-
-
-def hold(*secrets: str) -> None:
-    """Note tokens this process knows, so that the log redaction hides them wherever they appear."""
-    _held.update(secret for secret in secrets if secret)
+# The tokens of the session each API (by its URL) has in this process: a new session replaces the old one,
+# whose tokens are used up or expired, so the list stays as short as the redaction of every line needs.
+_held: dict[str, tuple[str, str]] = {}
 
 
 def held_secrets() -> tuple[str, ...]:
-    """The tokens this process has loaded or been issued (epnhook.logging.TOKEN_SOURCES calls it)."""
-    return tuple(_held)
+    """The tokens this process holds (epnhook.logging.TOKEN_SOURCES calls it for every log line)."""
+    return tuple(token for tokens in _held.values() for token in tokens if token)
 
 
 def expires_at(expires_in, now: datetime) -> datetime | None:
@@ -244,10 +241,10 @@ class ApiClient:
         """A usable access token: the stored one, or a new session, saved before it is used."""
         now = datetime.now(UTC)
         tokens = self.store.load()
-        hold(tokens.access_token, tokens.refresh_token)
+        _held[self.api_url] = (tokens.access_token, tokens.refresh_token)
         if renew or not tokens.access_usable(now):
             tokens = self.renew(tokens, now)
-            hold(tokens.access_token, tokens.refresh_token)
+            _held[self.api_url] = (tokens.access_token, tokens.refresh_token)
             self.store.save(tokens)
         return tokens.access_token
 

@@ -111,10 +111,13 @@ class EpnApi(ApiClient):
             records = dig(answer, "data", what=what)
             if not isinstance(records, list):
                 raise ApiError(f"{what}: data is not a list")
+            has_next = records and dig(answer, "meta", "hasNext", what=what) is True
+            del answer  # memory holds one page: this one goes before the next is read
             if records:
                 yield records
-            if not records or dig(answer, "meta", "hasNext", what=what) is not True:
+            if not has_next:
                 return
+            del records
             page += 1
 
 
