@@ -10,75 +10,26 @@ import signal
 import subprocess
 import sys
 import time
-from dataclasses import dataclass
 from datetime import timedelta
 from decimal import Decimal
-from io import StringIO
 from pathlib import Path
-from urllib.parse import urlencode
 
 import pytest
-from django.conf import settings as django_settings
-from django.core.management import call_command
-from django.core.management.base import CommandError
-from django.db import connection
 from django.utils import timezone
 
 from orders import reconcile
-from orders.ingest import ingest, replay_delivery
+from orders.ingest import replay_delivery
 from orders.models import Delivery, Order, ReconcileRun
-from orders.rawrequest import RawRequest
-from partners.admitad import Admitad, AdmitadApi
+from partners.admitad import AdmitadApi
 from partners.api import USER_AGENT, Http, RetryPolicy
 from partners.epn_bz import EpnApi
 from partners.models import ApiSession
 from tests.fake_networks import NETWORK_TIMEZONE, Defect, FakeAdmitad, FakeEpn, FakeNetwork
 from tests.manage_process import BASE_DIR, environment, start_manage
+from tests.reconcile_helpers import child_database_url, child_environment, reconcile_command
 from tests.test_security import emitted_logs  # noqa: F401 (a fixture)
 
 pytestmark = pytest.mark.django_db
-
-
-@dataclass
-class Network:
-    """One fake network, configured as the service's API, with what the tests need to know of its words."""
-
-    slug: str
-    fake: FakeNetwork
-    # Our status -> the word the network's API uses for it, and the word its postback uses.
-    api_words: dict[str, str]
-    postback_words: dict[str, str]
-
-    def add(self, uniq_id: str, status: str, **changes) -> dict:
-        """A record at the network, in our status."""
-        return self.fake.add(uniq_id, status=self.api_words[status], **changes)
-
-    def postback(self, uniq_id: str, status: str, commission_fee: str = "5.00", **changes):
-        """A postback of the event that did arrive, through the write path, as a live request stores it."""
-        if self.slug == "epn_bz":
-            params = {"click_id": "7", "order_number": f"N-{uniq_id}", "uniq_id": uniq_id, "revenue": "100.00",
-                      "commission_fee": commission_fee, "offer_id": "1", "order_status": self.postback_words[status]}
-        else:
-            params = {**Admitad.example, "admitad_id": uniq_id, "order_id": f"N-{uniq_id}", "subid": "7",
-                      "payment_sum": commission_fee, "order_sum": "100.00", "currency": "RUB", "offer_id": "1",
-                      "payment_status": self.postback_words[status]}
-        result = ingest(RawRequest(partner=self.slug, method="GET", query_string=urlencode({**params, **changes})))
-        assert result.outcome == "created", result
-        return result
-
-
-EPN_WORDS = {"waiting": "pending", "pending": "hold", "completed": "approved", "rejected": "canceled"}
-ADMITAD_WORDS = {"waiting": "pending", "completed": "approved", "rejected": "declined"}
-
-
-def configure(settings, network: Network) -> None:
-    fake = network.fake
-    config = {"client_id": fake.client_id, "client_secret": fake.client_secret}
-    if network.slug == "epn_bz":
-        config.update(api_url=fake.api_url, oauth_url=fake.oauth_url)
-    else:
-        config.update(api_url=fake.url)
-    settings.RECONCILE_APIS = {**settings.RECONCILE_APIS, network.slug: config}
 
 
 @pytest.fixture(autouse=True)
@@ -96,23 +47,6 @@ def sleeps(monkeypatch) -> list[float]:
     return noted
 
 
-@pytest.fixture
-def epn(settings):
-    with FakeEpn(ssid_daily_limit=1) as fake:
-        network = Network("epn_bz", fake, EPN_WORDS, {status: status for status in EPN_WORDS})
-        configure(settings, network)
-        yield network
-
-
-@pytest.fixture
-def admitad(settings):
-    with FakeAdmitad() as fake:
-        network = Network("admitad", fake, ADMITAD_WORDS,
-                          {"waiting": "pending", "pending": "hold", "completed": "approved", "rejected": "declined"})
-        configure(settings, network)
-        yield network
-
-
 @pytest.fixture(params=["epn_bz", "admitad"])
 def network(request):
     return request.getfixturevalue("epn" if request.param == "epn_bz" else "admitad")
@@ -123,16 +57,6 @@ def small_pages(monkeypatch):
     """Pages of two records, so that a handful of records spans several pages."""
     monkeypatch.setattr(EpnApi, "page_size", 2)
     monkeypatch.setattr(AdmitadApi, "page_size", 2)
-
-
-def reconcile_command(*args) -> tuple[int, str, str]:
-    """Run the command; (exit code, stdout, stderr), a CommandError being exit code 1 with its message."""
-    out, err = StringIO(), StringIO()
-    try:
-        call_command("reconcile", *args, stdout=out, stderr=err)
-    except CommandError as error:
-        return 1, out.getvalue(), f"{err.getvalue()}CommandError: {error}"
-    return 0, out.getvalue(), err.getvalue()
 
 
 def events() -> list[tuple[str, str]]:
@@ -518,21 +442,6 @@ def test_a_second_run_refuses_while_one_holds_the_network(network):
     assert code == 1 and f"another reconcile run for {network.slug} is in progress" in err
     assert ReconcileRun.objects.count() == 0
     assert reconcile_command("--partner", network.slug)[0] == 0
-
-
-def child_database_url() -> str:
-    """The test database, for a child process (MariaDB only: SQLite's test database is in memory)."""
-    db = connection.settings_dict
-    return f"mysql://{db['USER']}:{db['PASSWORD']}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 3306}/{db['NAME']}"
-
-
-def child_environment(network: Network) -> dict[str, str]:
-    config = django_settings.RECONCILE_APIS[network.slug]
-    if network.slug == "epn_bz":
-        return {"EPN_API_CLIENT_ID": config["client_id"], "EPN_API_CLIENT_SECRET": config["client_secret"],
-                "EPN_API_URL": config["api_url"], "EPN_OAUTH_URL": config["oauth_url"]}
-    return {"ADMITAD_CLIENT_ID": config["client_id"], "ADMITAD_CLIENT_SECRET": config["client_secret"],
-            "ADMITAD_API_URL": config["api_url"]}
 
 
 @pytest.mark.mariadb
