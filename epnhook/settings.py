@@ -368,7 +368,10 @@ RECONCILE_APIS = {
     ) if config["client_id"]
 }
 # check_health warns when a reconciled network's last successful run is older than this; 0 turns it off.
-RECONCILE_STALE_HOURS = env.float("RECONCILE_STALE_HOURS", default=6.0)
+try:
+    RECONCILE_STALE_HOURS = float(env.str("RECONCILE_STALE_HOURS", default="6"))
+except ValueError:
+    RECONCILE_STALE_HOURS = -1.0
 if not 0 <= RECONCILE_STALE_HOURS < float("inf"):
     raise ImproperlyConfigured("RECONCILE_STALE_HOURS must be a number of hours, 0 or more.")
 

@@ -548,3 +548,38 @@ def test_the_lock_is_a_flock_on_a_file_under_the_state_directory(settings):
         with open(path) as other:
             with pytest.raises(BlockingIOError):
                 fcntl.flock(other, fcntl.LOCK_EX | fcntl.LOCK_NB)
+
+
+# --- Configuration ------------------------------------------------------------------------------------
+
+SETTINGS_FILE = str(BASE_DIR / "epnhook" / "settings.py")
+
+
+@pytest.mark.parametrize(("environment_variables", "message"), [
+    ({"EPN_API_CLIENT_ID": "id"}, "EPN_API_CLIENT_ID and EPN_API_CLIENT_SECRET go together"),
+    ({"ADMITAD_CLIENT_SECRET": "secret"}, "ADMITAD_CLIENT_ID and ADMITAD_CLIENT_SECRET go together"),
+    ({"EPN_API_URL": "http://app.epn.bz"}, "EPN_API_URL must be an https:// URL"),
+    ({"ADMITAD_API_URL": "ftp://127.0.0.1"}, "ADMITAD_API_URL must be an https:// URL"),
+])
+def test_bad_api_configuration_stops_the_service(monkeypatch, environment_variables, message):
+    import runpy
+
+    from django.core.exceptions import ImproperlyConfigured
+
+    for name, value in environment_variables.items():
+        monkeypatch.setenv(name, value)
+    with pytest.raises(ImproperlyConfigured, match=message):
+        runpy.run_path(SETTINGS_FILE)
+
+
+def test_the_api_configuration_by_network(monkeypatch):
+    import runpy
+
+    monkeypatch.setenv("EPN_API_CLIENT_ID", "id")
+    monkeypatch.setenv("EPN_API_CLIENT_SECRET", "secret")
+    monkeypatch.setenv("EPN_OAUTH_URL", "http://127.0.0.1:8001/oauth2/")
+    loaded = runpy.run_path(SETTINGS_FILE)
+    assert loaded["RECONCILE_APIS"] == {"epn_bz": {"client_id": "id", "client_secret": "secret",
+                                                   "api_url": "https://app.epn.bz",
+                                                   "oauth_url": "http://127.0.0.1:8001/oauth2"}}
+    assert loaded["RECONCILE_STALE_HOURS"] == 6.0 and loaded["ADMITAD_API_URL"] == "https://api.admitad.com"
