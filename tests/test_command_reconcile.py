@@ -583,3 +583,13 @@ def test_the_api_configuration_by_network(monkeypatch):
                                                    "api_url": "https://app.epn.bz",
                                                    "oauth_url": "http://127.0.0.1:8001/oauth2"}}
     assert loaded["RECONCILE_STALE_HOURS"] == 6.0 and loaded["ADMITAD_API_URL"] == "https://api.admitad.com"
+
+
+def test_every_reconcile_variable_is_documented_with_its_default():
+    readme, example = ((BASE_DIR / name).read_text() for name in ("README.md", ".env.example"))
+    for variable, default in {"EPN_API_CLIENT_ID": "", "EPN_API_CLIENT_SECRET": "", "EPN_API_URL": "https://app.epn.bz",
+                              "EPN_OAUTH_URL": "https://oauth2.epn.bz", "ADMITAD_CLIENT_ID": "",
+                              "ADMITAD_CLIENT_SECRET": "", "ADMITAD_API_URL": "https://api.admitad.com",
+                              "RECONCILE_STALE_HOURS": "6"}.items():
+        assert f"`{variable}`" in readme and f"# {variable}={default}" in example, variable
+    assert "dry-run first" in readme.replace("**", "")
