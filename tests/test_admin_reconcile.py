@@ -122,3 +122,12 @@ def test_the_button_starts_the_command_in_a_process_of_its_own(client, epn, monk
         time.sleep(0.1)
     run = ReconcileRun.objects.get()
     assert (run.state, run.stored, run.started_by) == ("succeeded", 1, "runner (admin)")
+
+
+def test_the_runs_speak_russian(client, a_run):
+    client.force_login(starter("runner", may_start=True))
+    page = client.get(reverse(LIST), HTTP_ACCEPT_LANGUAGE="ru").content.decode()
+    assert "Сверки с сетями" in page and "Запустить сверку с EPN.bz" in page and "успешно" in page
+    detail = client.get(reverse("admin:orders_reconcilerun_change", args=[a_run.pk]),
+                        HTTP_ACCEPT_LANGUAGE="ru").content.decode()
+    assert "сохранено: постбэк не пришёл" in detail and "негодная запись: пропущена" in detail

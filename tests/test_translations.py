@@ -13,7 +13,7 @@ UNTRANSLATED = {"sub", "sub2", "sub3", "sub4", "sub5", "ID", "RUB", "USD", "EUR"
 
 
 def our_labels():
-    for app_label in ("orders",):
+    for app_label in ("orders", "partners"):
         config = apps.get_app_config(app_label)
         yield config.verbose_name
         for model in config.get_models():
