@@ -306,23 +306,29 @@ def test_retries_are_bounded(network, sleeps):
 
 @pytest.mark.usefixtures("small_pages")
 def test_a_run_that_fails_part_way_keeps_what_it_stored_and_does_not_move_the_window(network):
+    today = timezone.now().astimezone(NETWORK_TIMEZONE).date()
     network.add("1", "waiting")
-    assert reconcile_command("--partner", network.slug)[0] == 0
-    window = (last_run().since, last_run().until)
+    # The last successful window ended three days ago: the next runs start from the day before it.
+    network.add("0", "waiting", status_updated=timezone.now() - timedelta(days=4))
+    assert reconcile_command("--partner", network.slug, "--since", str(today - timedelta(days=5)), "--until",
+                             str(today - timedelta(days=3)))[0] == 0
+    network.fake.records.pop()
+    window = (today - timedelta(days=4), today)
     for number in range(2, 8):
         network.add(str(number), "completed")
     network.fake.serve_next(1)
     network.fake.fail_next(5)
     code, out, _ = reconcile_command("--partner", network.slug)
     failed = last_run()
-    # The first page held "1", stored already, and "2", stored now and kept.
-    assert code == 1 and failed.state == "failed" and failed.pages == 1 and failed.stored == 1
+    # The first page held "1" and "2", stored now and kept.
+    assert code == 1 and failed.state == "failed" and failed.pages == 1 and failed.stored == 2
+    assert (failed.since, failed.until) == window
     assert "answered 500" in failed.error and f"run #{failed.pk}" in out
-    assert len(events()) == 2
+    assert events() == [("0", "waiting"), ("1", "waiting"), ("2", "completed")]
     # The next run reads the same window again: nothing is skipped, nothing stored twice.
     assert reconcile_command("--partner", network.slug)[0] == 0
     assert (last_run().since, last_run().until) == window
-    assert len(events()) == len(set(events())) == 1 + 6 and last_run().stored == 5
+    assert len(events()) == len(set(events())) == 2 + 6 and last_run().stored == 5
 
 
 # --- What a run reports ---------------------------------------------------------------------------
