@@ -114,6 +114,7 @@ def test_the_button_starts_the_command_in_a_process_of_its_own(client, epn, monk
     for name, value in environment(child_database_url(), tmp_path, **child_environment(epn)).items():
         monkeypatch.setenv(name, value)  # what the service's own environment holds
     epn.add("1", "completed")
+    epn.fake.delay_next(1, seconds=8)  # the run takes longer than the request may
     client.force_login(starter("runner", may_start=True))
     started = time.monotonic()
     client.post(reverse(START), {"partner": "epn_bz"})
