@@ -40,11 +40,19 @@ def _forget_tokens(setting, **kwargs):
         _settings_tokens.cache_clear()
 
 
+def configured_api_secrets() -> tuple[str, ...]:
+    """The client secrets of the networks' APIs (settings.RECONCILE_APIS, for reconciliation)."""
+    if not settings.configured:
+        return ()
+    return tuple(config["client_secret"] for config in getattr(settings, "RECONCILE_APIS", {}).values())
+
+
 # Where redact() learns the tokens to find anywhere in a line, not just after /webhook/; each is called for
-# every line written, so it must be cheap. The tokens issued in the admin are not among them: no process
-# knows them in clear once their page is shown (partners.models.NetworkToken keeps a hash), so they are
-# hidden by the /webhook/ rule alone, which covers every line the service itself writes them in.
-TOKEN_SOURCES = [configured_tokens]
+# every line written, so it must be cheap. The partners app adds the API tokens this process holds
+# (partners.api.held_secrets). The tokens issued in the admin are not among them: no process knows them in
+# clear once their page is shown (partners.models.NetworkToken keeps a hash), so they are hidden by the
+# /webhook/ rule alone, which covers every line the service itself writes them in.
+TOKEN_SOURCES = [configured_tokens, configured_api_secrets]
 
 
 def redact(text: str) -> str:

@@ -323,6 +323,58 @@ DELIVERY_RETENTION_DAYS = env.int("DELIVERY_RETENTION_DAYS", default=180)
 if DELIVERY_RETENTION_DAYS < 1:
     raise ImproperlyConfigured("DELIVERY_RETENTION_DAYS must be at least 1.")
 
+# --- Reconciliation with the networks' own APIs (manage.py reconcile) --------------------------------
+# A network is reconciled when its API client id and secret are both set. The base URLs exist so that
+# tests can point the clients at a local server.
+EPN_API_CLIENT_ID = env.str("EPN_API_CLIENT_ID", default="")
+EPN_API_CLIENT_SECRET = env.str("EPN_API_CLIENT_SECRET", default="")
+EPN_API_URL = env.str("EPN_API_URL", default="https://app.epn.bz")
+EPN_OAUTH_URL = env.str("EPN_OAUTH_URL", default="https://oauth2.epn.bz")
+ADMITAD_CLIENT_ID = env.str("ADMITAD_CLIENT_ID", default="")
+ADMITAD_CLIENT_SECRET = env.str("ADMITAD_CLIENT_SECRET", default="")
+ADMITAD_API_URL = env.str("ADMITAD_API_URL", default="https://api.admitad.com")
+# Each network's credential variables, by partner: what the setup wizard asks for and writes.
+RECONCILE_CREDENTIAL_VARIABLES = {
+    "epn_bz": ("EPN_API_CLIENT_ID", "EPN_API_CLIENT_SECRET"),
+    "admitad": ("ADMITAD_CLIENT_ID", "ADMITAD_CLIENT_SECRET"),
+}
+
+
+def _api_url(variable: str, value: str) -> str:
+    """A base URL of a network's API: HTTPS, or plain HTTP to loopback only (a test's local server)."""
+    scheme, _, rest = value.partition("://")
+    host = rest.split("/", 1)[0].rsplit(":", 1)[0].strip("[]")
+    if scheme != "https" and not (scheme == "http" and host in ("127.0.0.1", "localhost", "::1")):
+        raise ImproperlyConfigured(f"{variable} must be an https:// URL, got {value!r}.")
+    return value.rstrip("/")
+
+
+def _api_credentials(partner: str, client_id: str, client_secret: str) -> dict:
+    if bool(client_id) != bool(client_secret):
+        raise ImproperlyConfigured("{} and {} go together: set both, or neither.".format(
+            *RECONCILE_CREDENTIAL_VARIABLES[partner]))
+    return {"client_id": client_id, "client_secret": client_secret}
+
+
+# What orders.reconcile gives each network's API client (see partners.api), by partner: only the
+# networks whose credentials are set.
+RECONCILE_APIS = {
+    partner: config for partner, config in (
+        ("epn_bz", {**_api_credentials("epn_bz", EPN_API_CLIENT_ID, EPN_API_CLIENT_SECRET),
+                    "api_url": _api_url("EPN_API_URL", EPN_API_URL),
+                    "oauth_url": _api_url("EPN_OAUTH_URL", EPN_OAUTH_URL)}),
+        ("admitad", {**_api_credentials("admitad", ADMITAD_CLIENT_ID, ADMITAD_CLIENT_SECRET),
+                     "api_url": _api_url("ADMITAD_API_URL", ADMITAD_API_URL)}),
+    ) if config["client_id"]
+}
+# check_health warns when a reconciled network's last successful run is older than this; 0 turns it off.
+try:
+    RECONCILE_STALE_HOURS = float(env.str("RECONCILE_STALE_HOURS", default="6"))
+except ValueError:
+    RECONCILE_STALE_HOURS = -1.0
+if not 0 <= RECONCILE_STALE_HOURS < float("inf"):
+    raise ImproperlyConfigured("RECONCILE_STALE_HOURS must be a number of hours, 0 or more.")
+
 # --- Staff passwords ----------------------------------------------------------------------------
 # Django's standard policy, applied wherever a password is set through Django (createsuperuser,
 # changepassword, the admin's password forms).

@@ -29,23 +29,26 @@ from typing import NamedTuple
 from django.contrib import admin, messages
 from django.contrib.admin.options import IncorrectLookupParameters
 from django.contrib.admin.views.main import ChangeList
-from django.core.exceptions import BadRequest
+from django.core.exceptions import BadRequest, PermissionDenied
 from django.core.paginator import Paginator
 from django.db.models import Count, OuterRef, Subquery, Sum
-from django.http import StreamingHttpResponse
+from django.http import HttpResponseRedirect, StreamingHttpResponse
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils import formats, timezone
 from django.utils.dateparse import parse_date
+from django.utils.decorators import method_decorator
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import mark_safe
 from django.utils.translation import gettext, ngettext_lazy
 from django.utils.translation import gettext_lazy as _
+from django.views.decorators.http import require_POST
 
 from partners.base import Extra, ExtraKind, OrderStatus
-from partners.registry import find_partner, partner_choices
+from partners.registry import PARTNERS, find_partner, partner_choices
 
-from .models import Delivery, Order
+from . import reconcile
+from .models import Delivery, Order, ReconcileRun
 from .replay import ReplaySummary, replay_deliveries
 from .templatetags.orders_admin import money
 
@@ -79,6 +82,11 @@ STATUS_COLOURS = {
     OrderStatus.PENDING: "#b45309",
     OrderStatus.COMPLETED: "#15803d",
     OrderStatus.REJECTED: "#b91c1c",
+}
+RUN_STATE_COLOURS = {
+    ReconcileRun.State.RUNNING: "#1d4ed8",
+    ReconcileRun.State.SUCCEEDED: "#15803d",
+    ReconcileRun.State.FAILED: "#b91c1c",
 }
 OUTCOME_COLOURS = {
     Delivery.Outcome.CREATED: "#15803d",
@@ -344,6 +352,11 @@ DELIVERY_ROWS = RowNames(
     _("Deliveries"),
     ngettext_lazy("%(count)s delivery", "%(count)s deliveries", "count"),
     _("more than %(limit)s deliveries"),
+)
+RUN_ROWS = RowNames(
+    _("Reconciliation runs"),
+    ngettext_lazy("%(count)s run", "%(count)s runs", "count"),
+    _("more than %(limit)s runs"),
 )
 
 
@@ -674,20 +687,39 @@ def csv_lines(rows):
         yield writer.writerow(row)
 
 
+class ReconcileRunFilter(admin.SimpleListFilter):
+    """The deliveries one reconciliation run stored (the run's page links here). It lists no choices: a run
+    is picked from its own page, and listing every run here would grow without end."""
+
+    title = _("reconciliation run")
+    parameter_name = "reconcile_run"
+
+    def __init__(self, request, params, model, model_admin):
+        super().__init__(request, params, model, model_admin)
+        if self.value() is not None and not self.value().isdigit():
+            raise IncorrectLookupParameters(f"{self.parameter_name}={self.value()!r}: not a run id")
+
+    def lookups(self, request, model_admin):
+        # Only the selected run, so that the filter shows (and applies) while one is selected.
+        return [(self.value(), f"#{self.value()}")] if self.value() else []
+
+    def queryset(self, request, queryset):
+        return queryset.filter(reconcile_run_id=int(self.value())) if self.value() else queryset
+
+
 @admin.register(Delivery)
 class DeliveryAdmin(FastListMixin, admin.ModelAdmin):
     date_field = "received_at"
     list_display = ("id", "received_at", "partner", "source", "method", "outcome_badge", "order_link", "short_error")
     list_filter = (
-        "outcome", "source", PartnerFilter, ("received_at", DateRangeFilter),
+        "outcome", "source", PartnerFilter, ("received_at", DateRangeFilter), ReconcileRunFilter,
     )
     ordering = ("-received_at", "-pk")
     actions = ("replay",)
     fields = (
         "partner", "source", "method", "query_string", "body_text", "content_type", "headers_pretty",
         "remote_addr", "user_agent", "received_at", "implied_status", "outcome", "error", "error_field",
-        "conflict_fields",
-        "order_link", "spool_id", "processed_at", "replayed_at",
+        "conflict_fields", "order_link", "reconcile_run_link", "spool_id", "processed_at", "replayed_at",
     )
     readonly_fields = fields
 
@@ -715,6 +747,13 @@ class DeliveryAdmin(FastListMixin, admin.ModelAdmin):
             return "-"
         url = reverse("admin:orders_order_change", args=[delivery.order_id])
         return format_html('<a href="{}">#{}</a>', url, delivery.order_id)
+
+    @admin.display(description=_("reconciliation run"))
+    def reconcile_run_link(self, delivery):
+        if delivery.reconcile_run_id is None:
+            return "-"
+        url = reverse("admin:orders_reconcilerun_change", args=[delivery.reconcile_run_id])
+        return format_html('<a href="{}">#{}</a>', url, delivery.reconcile_run_id)
 
     @admin.display(description=_("error"))
     def short_error(self, delivery):
@@ -748,3 +787,118 @@ def replay_and_report(model_admin: admin.ModelAdmin, request, deliveries) -> Non
         model_admin.message_user(request, line.text, messages.ERROR if line.problem else messages.SUCCESS)
     # The totals, which also count the deliveries that changed nothing (they get no line).
     model_admin.message_user(request, summary.render())
+
+
+# What a reconciliation run found (orders.reconcile's finding kinds), in the staff's words.
+FINDING_LABELS = {
+    reconcile.STORED: _("stored: its postback never arrived"),
+    reconcile.CONFLICT: _("conflict: the network states other money"),
+    reconcile.MISMATCH: _("id mismatch: nothing stored"),
+    reconcile.UNKNOWN: _("unknown to the network"),
+    reconcile.MALFORMED: _("malformed record: skipped"),
+}
+
+
+@admin.register(ReconcileRun)
+class ReconcileRunAdmin(FastListMixin, admin.ModelAdmin):
+    """The runs of `manage.py reconcile`, newest first, read-only; staff with the permission to start a run
+    start one per network from the list (in the background: see start_view)."""
+
+    date_field = "started_at"
+    list_display = ("id", "started_at", "partner", "window", "state_badge", "fetched", "stored", "conflicts",
+                    "mismatches", "unknown", "malformed", "started_by")
+    list_filter = (PartnerFilter, "state")
+    ordering = ("-started_at", "-pk")
+    change_list_template = "admin/orders/reconcilerun/change_list.html"
+    fieldsets = (
+        (None, {"fields": ("partner", "window", "state_badge", "started_by", "started_at", "finished_at", "pages",
+                           "error")}),
+        (_("Figures"), {"fields": ("fetched", "stored", "deliveries_link", "conflicts", "mismatches", "unknown",
+                                   "malformed")}),
+        (_("Report"), {"fields": ("report_table",)}),
+    )
+
+    def row_names(self, params) -> RowNames:
+        return RUN_ROWS
+
+    # A run is the account of what it did: written by orders.reconcile only.
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    def get_readonly_fields(self, request, obj=None):
+        return [name for fieldset in self.fieldsets for name in fieldset[1]["fields"]]
+
+    @admin.display(description=_("window"))
+    def window(self, run):
+        return f"{formats.localize(run.since)} – {formats.localize(run.until)}"
+
+    @admin.display(description=_("state"))
+    def state_badge(self, run):
+        return badge(run.get_state_display(), RUN_STATE_COLOURS[run.state])
+
+    @admin.display(description=_("deliveries stored"))
+    def deliveries_link(self, run):
+        count = run.deliveries.count()
+        if not count:
+            return "0"
+        url = reverse("admin:orders_delivery_changelist") + f"?{ReconcileRunFilter.parameter_name}={run.pk}"
+        return format_html('<a href="{}">{}</a>', url, ngettext_lazy(
+            "%(count)s delivery", "%(count)s deliveries", "count") % {"count": count})
+
+    @admin.display(description=_("findings"))
+    def report_table(self, run):
+        findings = run.report.get("findings", [])
+        if not findings:
+            return gettext("Nothing to report: the ledger holds every order event the network listed.") \
+                if run.state == ReconcileRun.State.SUCCEEDED else "-"
+        rows = format_html_join("", "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>", (
+            (FINDING_LABELS.get(finding["kind"], finding["kind"]), finding["uniq_id"], finding["status"],
+             _admin_link("admin:orders_order_change", finding["order"]),
+             _admin_link("admin:orders_delivery_change", finding["delivery"]), finding["detail"])
+            for finding in findings))
+        omitted = run.report.get("omitted", 0)
+        more = format_html("<p>{}</p>", gettext("… and %(count)s more, counted above but not listed.") % {
+            "count": omitted}) if omitted else ""
+        headers = (gettext("finding"), gettext("unique id"), gettext("status"), gettext("order"), gettext("delivery"),
+                   gettext("detail"))
+        return format_html('<table class="reconcile-report"><thead><tr>{}</tr></thead><tbody>{}</tbody></table>{}',
+                           format_html_join("", "<th>{}</th>", ((header,) for header in headers)), rows, more)
+
+    def get_urls(self):
+        return [path("start/", self.admin_site.admin_view(self.start_view), name="orders_reconcilerun_start"),
+                *super().get_urls()]
+
+    def changelist_view(self, request, extra_context=None):
+        networks = [(slug, PARTNERS[slug].name) for slug in reconcile.configured()]
+        may_start = request.user.has_perm("orders.start_reconcilerun")
+        return super().changelist_view(request, {"networks": networks if may_start else [], **(extra_context or {})})
+
+    @method_decorator(require_POST)
+    def start_view(self, request):
+        """Start a run for the network posted, as `manage.py reconcile --partner <network>` in a process of its
+        own: the request does not wait for it. The run appears in the list as soon as it starts."""
+        if not request.user.has_perm("orders.start_reconcilerun"):
+            raise PermissionDenied
+        slug = request.POST.get("partner", "")
+        if slug not in reconcile.configured():
+            raise BadRequest("not a network with API credentials")
+        name = PARTNERS[slug].name
+        if reconcile.in_progress(slug):
+            self.message_user(request, gettext("A run for %(network)s is in progress already; see it below.") % {
+                "network": name}, messages.WARNING)
+        else:
+            reconcile.start_in_background(slug, started_by=f"{request.user.get_username()} (admin)")
+            self.message_user(request, gettext(
+                "A run for %(network)s has started; it appears below in a few seconds (reload the page).") % {
+                "network": name}, messages.SUCCESS)
+        return HttpResponseRedirect(reverse("admin:orders_reconcilerun_changelist"))
+
+
+def _admin_link(name: str, pk) -> str:
+    return format_html('<a href="{}">#{}</a>', reverse(name, args=[pk]), pk) if pk else "-"

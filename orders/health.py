@@ -16,7 +16,7 @@ import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from django.conf import settings
 from django.core import checks as system_checks
@@ -27,7 +27,7 @@ from django.utils import timezone
 from partners.models import NetworkToken
 
 from . import alerts, dberrors, spool, spooldrain
-from .models import Delivery
+from .models import Delivery, ReconcileRun
 from .operations import discard_connection, refresh_connection
 
 log = logging.getLogger("epnhook.health")
@@ -102,8 +102,11 @@ def run_checks(*, now: datetime | None = None) -> HealthReport:
     checks.append(_guarded("spool disk", check_spool_disk))
     if database_up:
         checks += _guarded_many("last postback", lambda: check_last_postbacks(now or timezone.now()))
+        checks += _guarded_many("last reconcile", lambda: check_last_reconciles(now or timezone.now()))
     else:
         checks.append(_skipped("last postback"))
+        if settings.RECONCILE_APIS:
+            checks.append(_skipped("last reconcile"))
     checks.append(_guarded("mail", check_mail))
     return HealthReport(checks)
 
@@ -231,6 +234,37 @@ def _last_postback(partner: str, now: datetime) -> Check:
 
 def stale_after_hours(partner: str) -> float:
     return settings.STALE_AFTER_HOURS_BY_PARTNER.get(partner, settings.STALE_AFTER_HOURS)
+
+
+def check_last_reconciles(now: datetime) -> list[Check]:
+    """One check per network with API credentials: its orders are checked against its own records only as
+    long as reconciliation runs and succeeds (cron starts it every two hours)."""
+    return [_last_reconcile(partner, now) for partner in sorted(settings.RECONCILE_APIS)]
+
+
+def _last_reconcile(partner: str, now: datetime) -> Check:
+    name = f"last reconcile {partner}"
+    hours = settings.RECONCILE_STALE_HOURS
+    runs = ReconcileRun.objects.filter(partner=partner)
+    last = (runs.filter(state=ReconcileRun.State.SUCCEEDED).order_by("-finished_at")
+            .values_list("finished_at", flat=True).first())
+    failed = (runs.filter(state=ReconcileRun.State.FAILED, finished_at__gt=last or datetime.min.replace(tzinfo=UTC))
+              .order_by("-finished_at").values_list("pk", "error").first())
+    data = {"partner": partner, "stale_after_hours": hours, "last": last.isoformat() if last else None,
+            "failed_since": failed[0] if failed else None}
+    if hours == 0:
+        return Check(name, OK, "check off (RECONCILE_STALE_HOURS 0)", data)
+    # The latest failure says why, in a line (the run's page has the whole text).
+    why = f"; run #{failed[0]} failed: {failed[1].splitlines()[0][:200] if failed[1] else '?'}" if failed else ""
+    if last is None:
+        return Check(name, WARNING, f"no successful run yet; try manage.py reconcile --partner {partner} "
+                                    f"--dry-run{why}", data)
+    age_hours = (now - last) / timedelta(hours=1)
+    data["age_hours"] = round(age_hours, 2)
+    message = f"succeeded {age_hours:.1f} h ago ({timezone.localtime(last):%Y-%m-%d %H:%M %Z})"
+    if age_hours > hours:
+        return Check(name, WARNING, f"{message}, over {hours:g} h{why}", data)
+    return Check(name, OK, message, data)
 
 
 def check_mail() -> Check:

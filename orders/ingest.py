@@ -13,7 +13,9 @@ Contract of `ingest(raw)`:
 
 Every write of the ledger (Order) and of the delivery log (Delivery) is made here: `ingest` and
 `store` for a request, `replay_delivery` for a stored delivery read again, `record_failure` for our
-own bugs; `preview` answers what `store` would, writing nothing. orders.rows and orders.current are
+own bugs; `preview` answers what `store` would, writing nothing. A record that reconciliation
+(orders.reconcile) reads from a network's API is stored by `store` too, as a request of source
+`reconcile` whose body is the record (RawRequest.of_api_record), linked to its run. orders.rows and orders.current are
 parts of it, called from here only. Views, the spool drain, replay and tests all call this module;
 nothing else writes orders or deliveries (orders.prune only deletes old deliveries, by its rules).
 """
@@ -29,12 +31,13 @@ from django.conf import settings
 from django.db import DatabaseError, IntegrityError, connection, transaction
 from django.utils import timezone
 
+from partners.api import load_record, plain
 from partners.base import ParsedOrder, PayloadError
 from partners.registry import get_partner
 
 from . import alerts, dberrors, rows, spool
 from .current import refresh_current
-from .models import Delivery, Order
+from .models import Delivery, Order, ReconcileRun
 from .payload import payload_params
 from .rawrequest import RawRequest
 
@@ -99,19 +102,21 @@ def longest_attempt() -> float:
     return settings.DATABASE_CONNECT_TIMEOUT + read
 
 
-def store(raw: RawRequest, *, spool_id: str | None = None) -> IngestResult:
-    """One attempt at the write path, no retries: database errors propagate to the caller."""
+def store(raw: RawRequest, *, spool_id: str | None = None, reconcile_run: ReconcileRun | None = None,
+          ) -> IngestResult:
+    """One attempt at the write path, no retries: database errors propagate to the caller. The delivery
+    is linked to `reconcile_run` when reconciliation read it from the network's API."""
     try:
         params, parsed = read_postback(raw)
     except PayloadError as error:
         with transaction.atomic():
-            delivery = _create_delivery(
-                raw, Delivery.Outcome.INVALID, spool_id=spool_id, error=error.message, error_field=error.field or ""
-            )
+            delivery = _create_delivery(raw, Delivery.Outcome.INVALID, spool_id=spool_id, reconcile_run=reconcile_run,
+                                        error=error.message, error_field=error.field or "")
         return _invalid(error, delivery.pk)
     with transaction.atomic():
         order, outcome, conflicts = save_order(raw.partner, parsed, params, raw.received_at)
-        delivery = _create_delivery(raw, outcome, spool_id=spool_id, order=order, conflict_fields=list(conflicts))
+        delivery = _create_delivery(raw, outcome, spool_id=spool_id, reconcile_run=reconcile_run, order=order,
+                                    conflict_fields=list(conflicts))
     return IngestResult(outcome, delivery.pk, order.pk, conflict_fields=conflicts, **_key(parsed))
 
 
@@ -165,13 +170,20 @@ def replay_delivery(delivery: Delivery, *, dry_run: bool = False) -> IngestResul
 def read_postback(raw: RawRequest) -> tuple[dict, ParsedOrder]:
     """A request's parameters and what its partner's parser makes of them (with the status its URL
     implied, if any): the one reading shared by live requests, the spool, previews and replay, so a replay
-    reads a delivery exactly as it arrived.
-    Raises PayloadError for a bad payload, or for a partner without a parser (a network retired
-    since the request was stored)."""
+    reads a delivery exactly as it arrived. A record read from the network's API (source `reconcile`) is
+    read by the partner's API reader: the parameters are then the record, its amounts as text. Raises
+    PayloadError for a bad payload, or for a partner without a parser (a network retired since the request
+    was stored)."""
     try:
         partner = get_partner(raw.partner)
     except KeyError:
         raise PayloadError(f"no parser is registered for partner {raw.partner!r}", "partner") from None
+    if raw.source == Delivery.Source.RECONCILE:
+        try:
+            record = load_record(raw.body)
+        except ValueError as error:
+            raise PayloadError(f"the body is not a record of the network's API: {error}", "body") from None
+        return plain(record), partner.read_api_record(record)
     if raw.implied_status:
         partner = partner.implying(raw.implied_status)
     params = payload_params(raw.query_string, raw.body, raw.content_type)

@@ -4,6 +4,10 @@ Delivery is the raw log (dj-stripe's WebhookEventTrigger): every authenticated r
 arrived, with what became of it, so that any postback can be replayed after a parser fix. Order
 is what the business pays cashback from; its values are written once and never overwritten, and
 only its two flags (current, conflict) change later, each change stamped in `updated_at`.
+
+ReconcileRun records one run of `manage.py reconcile` against a network's API (orders.reconcile): an
+order event the network lists and the ledger lacks is stored as a Delivery of source `reconcile` that
+keeps the API's record, linked to its run.
 """
 
 from django.db import models
@@ -146,8 +150,57 @@ class OrderVersion(models.Model):
         return f"{self.partner} {self.uniq_id} v{self.version}"
 
 
+class ReconcileRun(models.Model):
+    """One run of `manage.py reconcile` for one network: its window, what it found, and how it ended.
+
+    The counts are written after each page, so a run that stopped part-way shows how far it got. A dry
+    run writes nothing, and so has no row.
+    """
+
+    class State(models.TextChoices):
+        RUNNING = "running", _("running")
+        SUCCEEDED = "succeeded", _("succeeded")
+        FAILED = "failed", _("failed")
+
+    partner = models.CharField(_("partner"), max_length=32)
+    # The window: the dates (in the network's time zone, both included) of the status changes asked for.
+    since = models.DateField(_("window from"))
+    until = models.DateField(_("window to"))
+    state = models.CharField(_("state"), max_length=16, choices=State.choices, default=State.RUNNING)
+    # Who started it: the admin user, or the system user for cron and the command line.
+    started_by = models.CharField(_("started by"), max_length=150, blank=True)
+    started_at = models.DateTimeField(_("started"), default=timezone.now)
+    finished_at = models.DateTimeField(_("finished"), null=True, blank=True)
+    pages = models.PositiveIntegerField(_("pages read"), default=0)
+    fetched = models.PositiveIntegerField(_("records fetched"), default=0)
+    stored = models.PositiveIntegerField(_("events stored"), default=0)
+    conflicts = models.PositiveIntegerField(_("conflicts"), default=0)
+    mismatches = models.PositiveIntegerField(_("id mismatches"), default=0)
+    unknown = models.PositiveIntegerField(_("unknown to the network"), default=0)
+    malformed = models.PositiveIntegerField(_("malformed records"), default=0)
+    # The findings one by one (orders.reconcile.Finding as JSON), up to REPORT_LIMIT; `omitted` counts the rest.
+    report = models.JSONField(_("report"), default=dict, blank=True)
+    error = models.TextField(_("error"), blank=True)
+
+    class Meta:
+        verbose_name = _("reconciliation run")
+        verbose_name_plural = _("reconciliation runs")
+        permissions = [("start_reconcilerun", _("Can start a reconciliation run"))]
+        indexes = [
+            # The admin lists runs newest first.
+            models.Index(fields=["started_at"], name="reconcile_started"),
+            # "Where did the last successful run of this network end?": every run's window starts from
+            # it, and check_health asks it for each network every minute.
+            models.Index(fields=["partner", "state", "finished_at"], name="reconcile_partner_state"),
+        ]
+
+    def __str__(self):
+        return f"#{self.pk} {self.partner} {self.since}..{self.until}"
+
+
 class Delivery(models.Model):
-    """One authenticated request, as received, and what became of it."""
+    """One authenticated request, as received, and what became of it. A record read from a network's API
+    by reconciliation is kept the same way: its JSON as the body, source `reconcile`, linked to its run."""
 
     class Outcome(models.TextChoices):
         CREATED = "created", _("created")
@@ -159,9 +212,10 @@ class Delivery(models.Model):
         HTTP = "http", _("HTTP request")
         SPOOL = "spool", _("HTTP request, stored from the spool")
         MANUAL = "manual", _("entered by hand")
+        RECONCILE = "reconcile", _("the network's API, by reconciliation")
 
     partner = models.CharField(_("partner"), max_length=32)
-    source = models.CharField(_("source"), max_length=8, choices=Source.choices, default=Source.HTTP)
+    source = models.CharField(_("source"), max_length=16, choices=Source.choices, default=Source.HTTP)
     method = models.CharField(_("method"), max_length=8)
     query_string = models.TextField(_("query string"), blank=True)
     body = models.BinaryField(_("body"), blank=True, default=b"")
@@ -187,6 +241,12 @@ class Delivery(models.Model):
                                       blank=True)
     # Set each time the delivery is run again through the parser (replay after a fix).
     replayed_at = models.DateTimeField(_("replayed"), null=True, blank=True)
+    # The reconciliation run that read this record from the network's API (source `reconcile`). PROTECT:
+    # a run is the account of where its deliveries came from, and runs are never deleted.
+    reconcile_run = models.ForeignKey(
+        ReconcileRun, verbose_name=_("reconciliation run"), on_delete=models.PROTECT, null=True, blank=True,
+        related_name="deliveries",
+    )
 
     class Meta:
         verbose_name = _("delivery")

@@ -1,4 +1,4 @@
-"""Small pieces the operations commands (check_health, replay_webhook, prune_deliveries) share.
+"""Small pieces the operations commands (check_health, replay_webhook, prune_deliveries, reconcile) share.
 
 Each turns an expected failure (the database does not answer, a date that is not a date) into a
 plain CommandError, so that an operator sees one clear line and a non-zero exit, never a traceback.
@@ -8,7 +8,7 @@ import argparse
 import logging
 import sys
 from contextlib import contextmanager, redirect_stdout
-from datetime import datetime, time
+from datetime import date, datetime, time
 
 from django.core.management.base import CommandError
 from django.db import DatabaseError, close_old_connections, connection
@@ -84,6 +84,17 @@ def timestamp_argument(value: str) -> datetime:
             f"{value!r} is not a date: use YYYY-MM-DD or 'YYYY-MM-DD HH:MM[:SS][+03:00]'"
         )
     return moment if timezone.is_aware(moment) else timezone.make_aware(moment)
+
+
+def date_argument(value: str) -> date:
+    """argparse type for a date, YYYY-MM-DD."""
+    try:
+        day = parse_date(value)
+    except ValueError:
+        day = None
+    if day is None:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a date: use YYYY-MM-DD")
+    return day
 
 
 def positive_int(value: str) -> int:

@@ -11,6 +11,8 @@ from datetime import datetime
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
+from partners.api import dump_record
+
 from .models import Delivery
 
 
@@ -44,6 +46,13 @@ class RawRequest:
         if received_at is None:
             raise ValueError("received_at is not a timestamp")
         return cls(**{**data, "body": base64.b64decode(data["body"], validate=True), "received_at": received_at})
+
+    @classmethod
+    def of_api_record(cls, partner: str, record: dict) -> "RawRequest":
+        """A record of the network's API, read by reconciliation, as the request it stands for: the record
+        as it came (JSON, its amounts in their exact digits) is the body."""
+        return cls(partner=partner, method="GET", body=dump_record(record), content_type="application/json",
+                   user_agent="manage.py reconcile", source=Delivery.Source.RECONCILE)
 
     @classmethod
     def of_delivery(cls, delivery: Delivery) -> "RawRequest":

@@ -4,7 +4,8 @@ The command is thin; this module holds the steps so that tests call them directl
 - `Answers.from_settings` takes the current configuration (environment, then an existing .env, as read
   by epnhook/settings.py) as the defaults, so a re-run offers the current values and automation can
   pass every secret through the environment instead of the command line;
-- `ask` walks through the questions on a `Prompter` (a terminal, or none with --no-input);
+- `ask` walks through the questions on a `Prompter` (a terminal, or none with --no-input), the networks' API
+  credentials for reconciliation last, each optional;
 - `check_database` connects to MariaDB, checks utf8mb4 and creates the database when allowed;
 - `render_env` / `write_env` produce the file: mode 600, written atomically, the previous one kept as a
   backup, and every line the wizard does not manage carried over;
@@ -29,6 +30,7 @@ from urllib.parse import quote, unquote, urlsplit
 
 from django.conf import settings as django_settings
 
+from partners.registry import PARTNERS
 from partners.tokens import webhook_urls
 
 # 256 bits of randomness, URL-safe: 43 characters (orders.checks.MIN_TOKEN_LENGTH).
@@ -47,6 +49,8 @@ MANAGED_KEYS = frozenset({
     "DEBUG", "SECRET_KEY", "DOMAIN", "ALLOWED_HOSTS", "CSRF_TRUSTED_ORIGINS", "DATABASE_URL", "MARIADB_PASSWORD",
     "WEBHOOK_SECRET_TOKEN", "WEBHOOK_TOKENS", "ADMINS", "EMAIL_URL", "ANYMAIL_API_KEY", "ANYMAIL_SETTINGS",
     "DEFAULT_FROM_EMAIL",
+    # The networks' API credentials (settings.RECONCILE_CREDENTIAL_VARIABLES).
+    "EPN_API_CLIENT_ID", "EPN_API_CLIENT_SECRET", "ADMITAD_CLIENT_ID", "ADMITAD_CLIENT_SECRET",
 })
 # docker compose gives it to the MariaDB container, once, when its volume is new.
 ROOT_PASSWORD_HASH_KEY = "MARIADB_ROOT_PASSWORD_HASH"
@@ -81,6 +85,8 @@ class Answers:
     secret_key: str = ""
     # Every network's webhook tokens, (partner, token), as settings.WEBHOOK_TOKENS holds them.
     tokens: list[tuple[str, str]] = field(default_factory=list)
+    # The API credentials of the networks reconciled, {partner: (client id, client secret)}.
+    api_credentials: dict[str, tuple[str, str]] = field(default_factory=dict)
 
     @classmethod
     def from_settings(cls, settings) -> "Answers":
@@ -107,6 +113,8 @@ class Answers:
         # Replacing a token would answer 404 to every postback until the dashboard is changed; a short one
         # is reported by check --deploy (epnhook.W002) at the end instead. Every network's are kept.
         answers.tokens = list(settings.WEBHOOK_TOKENS)
+        answers.api_credentials = {partner: (config["client_id"], config["client_secret"])
+                                   for partner, config in settings.RECONCILE_APIS.items()}
         return answers
 
     def read_email_url(self, email_url: str) -> None:
@@ -170,6 +178,9 @@ class Answers:
         if self.mail == "anymail" and not (known and self.anymail_key):
             raise SetupError("A django-anymail provider it knows (mailgun, postmark, sendgrid, amazon_ses, ...) and "
                              "its API key are needed.")
+        for partner, (client_id, client_secret) in self.api_credentials.items():
+            if bool(client_id) != bool(client_secret):
+                raise SetupError(f"{PARTNERS[partner].name}'s API needs both its client id and its client secret.")
 
 
 class Prompter:
@@ -238,6 +249,22 @@ def ask_mail(answers: Answers, prompter: Prompter) -> None:
     answers.from_email = prompter.ask("Send alerts from", answers.from_email or f"epnhook@{answers.domain}")
 
 
+def ask_api_credentials(answers: Answers, prompter: Prompter) -> None:
+    """Optional: each network's API credentials, with which manage.py reconcile finds the postbacks that
+    never arrived. An empty client id (where none is set) skips the network; "-" removes one that is set."""
+    prompter.write("\nReconciliation (optional): with a network's API credentials, manage.py reconcile finds the "
+                   "orders whose postbacks never arrived. Leave the client id empty to skip; \"-\" removes it.")
+    for partner in django_settings.RECONCILE_CREDENTIAL_VARIABLES:
+        name = PARTNERS[partner].name
+        client_id, client_secret = answers.api_credentials.get(partner, ("", ""))
+        client_id = prompter.ask(f"{name} API client id{'' if client_id else ' (empty: none)'}", client_id)
+        if client_id in ("", "-"):
+            answers.api_credentials.pop(partner, None)
+            continue
+        client_secret = prompter.ask(f"{name} API client secret", client_secret, secret=True)
+        answers.api_credentials[partner] = (client_id, client_secret)
+
+
 def ask(answers: Answers, prompter: Prompter, *, docker: bool) -> None:
     """Ask every question, offering `answers` as the defaults, until the answers validate."""
     while True:
@@ -245,6 +272,7 @@ def ask(answers: Answers, prompter: Prompter, *, docker: bool) -> None:
         if not docker:
             ask_database(answers, prompter)
         ask_mail(answers, prompter)
+        ask_api_credentials(answers, prompter)
         try:
             answers.validate()
             return
@@ -341,6 +369,8 @@ def render_env(answers: Answers, *, docker: bool, kept_lines: list[str]) -> str:
         values["WEBHOOK_SECRET_TOKEN"] = ",".join(own)
     if others := [f"{partner}:{token}" for partner, token in answers.tokens if partner != secret_partner]:
         values["WEBHOOK_TOKENS"] = ",".join(others)
+    for partner, credentials in answers.api_credentials.items():
+        values.update(zip(django_settings.RECONCILE_CREDENTIAL_VARIABLES[partner], credentials, strict=True))
     if answers.mail == "anymail":
         values["ANYMAIL_API_KEY"] = answers.anymail_key
         if answers.anymail_settings:

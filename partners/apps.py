@@ -9,11 +9,17 @@ class PartnersConfig(AppConfig):
     verbose_name = _("Partners")
 
     def ready(self):
+        from epnhook.logging import TOKEN_SOURCES
+
         from . import (
             snapshot,  # noqa: F401  (its model receivers: a change saved here is seen at once)
             tokens,  # noqa: F401  (connects the settings-changed receiver)
         )
+        from .api import held_secrets
 
+        # The API tokens this process holds are hidden from every log line and email, like webhook tokens.
+        if held_secrets not in TOKEN_SOURCES:
+            TOKEN_SOURCES.append(held_secrets)
         post_migrate.connect(sync_built_in_networks, sender=self)
 
 

@@ -10,6 +10,11 @@ separator, currencies, extras, postback URL parameters, an example postback), an
 every one of them through `self`: a subclass written in code sets them on the class, a partner
 described by data sets them on the instance, and both parse alike.
 
+A network whose own API lists its orders can also be reconciled (orders.reconcile): its Partner names
+its client (`api_client`, see partners.api) and says where each postback parameter is in an API record
+(`api_fields`); `read_api_record` then reads a record as its postback would be read, with the same
+helpers and the same PayloadErrors, so the ledger cannot tell where an order event came from.
+
 The ledger's vocabularies are defined here, once, as Django choices with their labels: the parsers
 map every network's spellings onto them, and orders.models uses them as the columns' choices (orders
 depends on partners, never the other way round).
@@ -21,6 +26,7 @@ import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal
+from functools import cached_property
 from zoneinfo import ZoneInfo
 
 from django.db.models import TextChoices
@@ -173,6 +179,16 @@ class Partner:
     macro: tuple[str, str] | None = None
     # A postback that parses: dev_login's curl, the README and the contract tests use it.
     example: dict[str, str]
+    # The network's API client (a partners.api.ApiClient subclass); None: the network is not reconciled.
+    api_client: type | None = None
+    # Where an API record keeps each postback parameter: {parameter: paths}, each path a key or dotted keys
+    # ("attributes.order_number"), the first that holds a value winning. A parameter left out is empty.
+    api_fields: dict[str, tuple[str, ...]] = {}
+    # The parameter of api_fields that holds the record's id (uniq_id); a record without one is malformed.
+    api_id_parameter: str = "uniq_id"
+    # The status words of the API's records, where they are not the postback's (`statuses`): the same
+    # rules, complete and explicit. None: the API uses the postback's words.
+    api_statuses: dict[str, OrderStatus] | None = None
 
     def parse(self, params: dict[str, str]) -> ParsedOrder:
         raise NotImplementedError
@@ -182,6 +198,52 @@ class Partner:
         partner = copy.copy(self)
         partner.implied_status = OrderStatus(status)
         return partner
+
+    def read_api_record(self, record: dict) -> ParsedOrder:
+        """What one record of the network's API says, read exactly as its postback would be (with
+        `api_statuses` for the status word); PayloadError for a malformed record, naming the record's field."""
+        if not self.api_fields:
+            raise PayloadError(f"{self.name}'s API records cannot be read: it has no api_fields")
+        if not isinstance(record, dict):
+            raise PayloadError("the record is not a JSON object")
+        params = self.api_params(record)
+        if not params.get(self.api_id_parameter):
+            paths = self.api_fields[self.api_id_parameter]
+            raise PayloadError(f"the record has no id ({' or '.join(paths)})", paths[0])
+        try:
+            return self._api_reader.parse(params)
+        except PayloadError as error:
+            paths = self.api_fields.get(error.field or "")
+            if not paths:
+                raise
+            raise PayloadError(f"{error.message} (in the record: {' or '.join(paths)})", paths[0]) from None
+
+    def api_params(self, record: dict) -> dict[str, str]:
+        """An API record as the parameters of a postback (see api_fields), each value as text."""
+        params = {}
+        for parameter, paths in self.api_fields.items():
+            for path in paths:
+                value = wire_text(_at(record, path), path)
+                if value:
+                    params[parameter] = value
+                    break
+        return params
+
+    def api_record_id(self, record) -> str:
+        """The id of the order event an API record is (our uniq_id), or "" when it has none it can read."""
+        try:
+            return self.api_params(record).get(self.api_id_parameter, "").strip() if isinstance(record, dict) else ""
+        except PayloadError:
+            return ""
+
+    @cached_property
+    def _api_reader(self) -> "Partner":
+        """This partner, with the API's status words in place of the postback's."""
+        if self.api_statuses is None:
+            return self
+        reader = copy.copy(self)
+        reader.statuses = self.api_statuses
+        return reader
 
     def postback_url(self, webhook_url: str) -> str:
         """The URL to paste into the network's dashboard, for our `webhook_url` (with its token): every
@@ -346,6 +408,30 @@ class Partner:
         if extra.kind == ExtraKind.IPV6:
             return self.ip(params, extra.name, version=6)
         raise ValueError(f"extra {extra.name} of {self.slug} has an unknown kind {extra.kind!r}")
+
+
+def wire_text(value, name: str) -> str:
+    """A value of an API record as a postback would carry it: text as it is, a number in its exact digits,
+    null as empty. PayloadError for anything else (a yes/no, an object, a list), naming the field."""
+    if value is None:
+        return ""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, Decimal):
+        return format(value, "f")
+    if isinstance(value, int) and not isinstance(value, bool):
+        return str(value)
+    raise PayloadError(f"{name} is {type(value).__name__}, not a text or a number", name)
+
+
+def _at(record: dict, path: str):
+    """record["a"]["b"] for the path "a.b"; None where a part is missing."""
+    value = record
+    for key in path.split("."):
+        if not isinstance(value, dict):
+            return None
+        value = value.get(key)
+    return value
 
 
 def describe_timestamp_format(form: str) -> str:

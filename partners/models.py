@@ -5,6 +5,8 @@ migrate, marked built-in, their postbacks described by their code; the others ar
 row, as staff configured them in the admin (read by partners.configured.ConfiguredPartner). Every
 network may have NetworkTokens, beside the environment's tokens (settings.WEBHOOK_TOKENS). A token is
 stored only as its SHA-256: its clear text is shown once, when it is issued, and never again.
+
+ApiSession keeps a network's API tokens between reconciliation runs (partners.api).
 """
 
 import hashlib
@@ -19,6 +21,7 @@ from django.utils import timezone
 from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
+from .api import Tokens
 from .base import CURRENCY_CODE, DECIMAL_SEPARATORS, STATUS_WORD_LENGTH, OrderStatus
 from .configured import LEDGER_FIELDS, DateFormat, MacroSyntax, NetworkConfig
 
@@ -241,3 +244,51 @@ class NetworkToken(models.Model):
     @property
     def live(self) -> bool:
         return self.revoked_at is None
+
+
+class ApiSession(models.Model):
+    """The tokens of a network's API, one row per partner, kept by partners.api.ApiClient through
+    DatabaseTokenStore. EPN.bz gives a new login (its ssid) about once a day per address, so the refresh
+    token must outlive the process that received it.
+
+    The tokens are secrets: no admin shows them, no str() or repr() contains them, and the settings
+    dump of an error report never sees them (they are not settings). The client credentials are not
+    here: they are configuration, in the environment (EPN_API_CLIENT_SECRET, ADMITAD_CLIENT_SECRET).
+    """
+
+    partner = models.CharField(_("partner"), max_length=32, unique=True)
+    access_token = models.TextField(_("access token"), blank=True)
+    access_expires_at = models.DateTimeField(_("access token expires"), null=True, blank=True)
+    refresh_token = models.TextField(_("refresh token"), blank=True)
+    updated_at = models.DateTimeField(_("updated"), auto_now=True)
+
+    class Meta:
+        verbose_name = _("API session")
+        verbose_name_plural = _("API sessions")
+
+    def __str__(self):
+        return self.partner
+
+    def __repr__(self):
+        return f"<ApiSession {self.partner}>"
+
+
+class DatabaseTokenStore:
+    """partners.api.TokenStore on ApiSession. Clients save outside any transaction (orders.reconcile
+    fetches between its writes), so each save commits at once: a refresh token the network has just used
+    up is never the one kept."""
+
+    def __init__(self, partner: str):
+        self.partner = partner
+
+    def load(self) -> Tokens:
+        session = ApiSession.objects.filter(partner=self.partner).first()
+        if session is None:
+            return Tokens()
+        return Tokens(session.access_token, session.access_expires_at, session.refresh_token)
+
+    def save(self, tokens: Tokens) -> None:
+        ApiSession.objects.update_or_create(partner=self.partner, defaults={
+            "access_token": tokens.access_token, "access_expires_at": tokens.access_expires_at,
+            "refresh_token": tokens.refresh_token,
+        })

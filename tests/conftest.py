@@ -55,6 +55,24 @@ def pytest_terminal_summary(terminalreporter):
 
 
 @pytest.fixture
+def epn(settings):
+    """EPN.bz's API, faked on loopback and configured as the service's (tests/reconcile_helpers.py)."""
+    from tests.reconcile_helpers import configured_epn
+
+    with configured_epn(settings) as network:
+        yield network
+
+
+@pytest.fixture
+def admitad(settings):
+    """Admitad's API, faked on loopback and configured as the service's (tests/reconcile_helpers.py)."""
+    from tests.reconcile_helpers import configured_admitad
+
+    with configured_admitad(settings) as network:
+        yield network
+
+
+@pytest.fixture
 def webhook_url():
     return f"/webhook/{TEST_TOKEN}"
 

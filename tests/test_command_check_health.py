@@ -20,7 +20,7 @@ from django.utils import timezone
 from devtools.mariadb import free_port
 from orders import spool
 from orders.ingest import ingest
-from orders.models import Delivery, Order
+from orders.models import Delivery, Order, ReconcileRun
 from orders.rawrequest import RawRequest
 from partners.models import NetworkToken
 from tests.factories import raw_get
@@ -152,6 +152,48 @@ def test_no_postback_ever_received_is_a_warning():
     Delivery.objects.all().delete()
     code, output = check_health("--no-email")
     assert code == 1 and "none received yet" in output
+
+
+def reconciled(settings, *runs: tuple[str, float, str]) -> list[ReconcileRun]:
+    """EPN.bz's API configured, and runs of it: (state, hours ago it finished, error)."""
+    settings.RECONCILE_APIS = {"epn_bz": {"client_id": "id", "client_secret": "secret", "api_url": "https://a",
+                                          "oauth_url": "https://o"}}
+    now = timezone.now()
+    return [ReconcileRun.objects.create(partner="epn_bz", since=now.date(), until=now.date(), state=state, error=error,
+                                        finished_at=now - timedelta(hours=hours)) for state, hours, error in runs]
+
+
+def test_a_network_with_api_credentials_warns_until_a_run_succeeds(settings):
+    assert "last reconcile" not in check_health("--no-email")[1]  # no credentials: no check
+    reconciled(settings)
+    code, output = check_health("--no-email")
+    assert code == 1 and "WARNING   last reconcile epn_bz no successful run yet; try manage.py reconcile --partner " \
+                         "epn_bz --dry-run" in output
+    reconciled(settings, ("succeeded", 1, ""))
+    code, output = check_health("--no-email")
+    assert code == 0 and "OK        last reconcile epn_bz succeeded 1.0 h ago" in output
+
+
+def test_a_last_successful_run_older_than_reconcile_stale_hours_is_a_warning(settings):
+    reconciled(settings, ("succeeded", 7, ""), ("failed", 3, "EPN.bz refused a new ssid (429 Too Many Requests): ..."),
+               ("failed", 5, "older"))
+    code, output = check_health("--no-email", "--json")
+    check = next(check for check in json.loads(output)["checks"] if check["name"] == "last reconcile epn_bz")
+    assert code == 1 and check["status"] == "warning"
+    assert "succeeded 7.0 h ago" in check["message"] and "over 6 h" in check["message"]
+    assert "failed: EPN.bz refused a new ssid (429" in check["message"]  # the latest failure says why
+    settings.RECONCILE_STALE_HOURS = 8
+    assert check_health("--no-email")[0] == 0
+    settings.RECONCILE_STALE_HOURS = 0
+    code, output = check_health("--no-email")
+    assert code == 0 and "check off (RECONCILE_STALE_HOURS 0)" in output
+
+
+@pytest.mark.parametrize("value", ["-1", "soon", "inf"])
+def test_bad_reconcile_stale_hours_stops_the_service(monkeypatch, value):
+    monkeypatch.setenv("RECONCILE_STALE_HOURS", value)
+    with pytest.raises(ImproperlyConfigured, match="RECONCILE_STALE_HOURS"):
+        runpy.run_path(SETTINGS_FILE)
 
 
 def test_unapplied_migration_is_critical():

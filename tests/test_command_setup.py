@@ -30,6 +30,7 @@ from tests.factories import load_settings
 
 BASE_DIR = Path(settings.BASE_DIR)
 SMTP_USER, SMTP_PASSWORD = "alerts", "smtp-pass-Zq8!secret"
+EPN_CLIENT_ID, EPN_CLIENT_SECRET = "epn-client-7", "epn-secret-Wq3"
 
 
 def clean_environment(env_file: Path, **extra) -> dict:
@@ -147,6 +148,9 @@ def test_fresh_setup_in_a_terminal(env_file, wizard_database, smtp_server):
     answer(child, r"SMTP user \(empty: none\): ", SMTP_USER)
     answer(child, r"SMTP password: ", SMTP_PASSWORD)
     answer(child, r"Send alerts from \[epnhook@webhook.example.com\]: ", "")
+    answer(child, r"EPN.bz API client id \(empty: none\): ", EPN_CLIENT_ID)
+    answer(child, r"EPN.bz API client secret: ", EPN_CLIENT_SECRET)
+    answer(child, r"Admitad API client id \(empty: none\): ", "")
     answer(child, r"does not exist. Create it \(utf8mb4\)\? \[Y/n\]: ", "y")
     answer(child, r"Send a test email to the alert addresses now\? \[Y/n\]: ", "")
     child.expect(r"Applying orders\.0001_initial\.\.\..* OK")
@@ -174,6 +178,10 @@ def test_fresh_setup_in_a_terminal(env_file, wizard_database, smtp_server):
     # The passwords were typed without echo; plain answers do echo, so the transcript is complete.
     assert SMTP_USER in transcript and "Webhook.Example.com" in transcript
     assert SMTP_PASSWORD not in transcript and "a-long-admin-password" not in transcript
+    assert EPN_CLIENT_SECRET not in transcript
+    # The API credentials, for reconciliation; Admitad's were skipped.
+    assert (values["EPN_API_CLIENT_ID"], values["EPN_API_CLIENT_SECRET"]) == (EPN_CLIENT_ID, EPN_CLIENT_SECRET)
+    assert "ADMITAD_CLIENT_ID" not in values
     # The test email went through the configured server, with the configured login.
     assert mailbox.logins == [(SMTP_USER, SMTP_PASSWORD)]
     assert sorted(mailbox.messages[0].rcpt_tos) == ["oncall@example.com", "ops@example.com"]
@@ -215,6 +223,8 @@ def test_rerun_with_force_offers_current_values_keeps_secrets_and_a_backup(env_f
     answer(child, r"django-anymail provider .*: ", "mailgun")
     answer(child, r"API key: ", "key-123-mailgun")
     answer(child, r"Send alerts from \[epnhook@webhook\.example\.com\]: ", "")
+    answer(child, r"EPN.bz API client id \(empty: none\): ", "")
+    answer(child, r"Admitad API client id \(empty: none\): ", "")
     child.expect("exists and uses utf8mb4")
     answer(child, r"Send a test email to the alert addresses now\? \[Y/n\]: ", "n")
     answer(child, r"Create an admin \(superuser\) account now\? \[Y/n\]: ", "n")
@@ -429,6 +439,53 @@ def test_each_networks_url_to_paste():
     assert urls[0][1].startswith(f"https://webhook.example.com/webhook/{ADMITAD_TOKEN}?admitad_id=[[[admitad_id]]]&")
 
 
+class ScriptedPrompter(wizard.Prompter):
+    """A terminal whose operator types `typed`, one answer per question; the questions are kept."""
+
+    def __init__(self, *typed: str):
+        super().__init__(lambda text: None)
+        self.typed, self.asked = list(typed), []
+
+    def ask(self, question: str, default: str = "", *, secret: bool = False) -> str:
+        self.asked.append((question, default, secret))
+        return self.typed.pop(0) or default
+
+
+def test_api_credentials_are_optional_kept_on_a_rerun_and_removable(settings):
+    settings.RECONCILE_APIS = {"admitad": {"client_id": "adm-id", "client_secret": "adm-secret", "api_url": "x"}}
+    answers = wizard.Answers.from_settings(settings)
+    assert answers.api_credentials == {"admitad": ("adm-id", "adm-secret")}
+    prompter = ScriptedPrompter("epn-id", "epn-secret", "", "")  # EPN.bz given; Admitad's kept as they are
+    wizard.ask_api_credentials(answers, prompter)
+    assert answers.api_credentials == {"admitad": ("adm-id", "adm-secret"), "epn_bz": ("epn-id", "epn-secret")}
+    assert [(question, secret) for question, _default, secret in prompter.asked] == [
+        ("EPN.bz API client id (empty: none)", False), ("EPN.bz API client secret", True),
+        ("Admitad API client id", False), ("Admitad API client secret", True)]
+    text = wizard.render_env(answers, docker=False, kept_lines=[])
+    for line in ("EPN_API_CLIENT_ID='epn-id'", "EPN_API_CLIENT_SECRET='epn-secret'", "ADMITAD_CLIENT_ID='adm-id'",
+                 "ADMITAD_CLIENT_SECRET='adm-secret'"):
+        assert line in text
+    wizard.ask_api_credentials(answers, ScriptedPrompter("-", "-"))  # "-" removes a network's
+    assert answers.api_credentials == {}
+    assert "CLIENT" not in wizard.render_env(answers, docker=False, kept_lines=[])
+
+
+def test_an_api_client_id_without_its_secret_is_refused():
+    answers = wizard.Answers(domain="webhook.example.com", admins=["ops@example.com"], mail="console",
+                             api_credentials={"epn_bz": ("epn-id", "")})
+    with pytest.raises(wizard.SetupError, match="EPN.bz's API needs both its client id and its client secret"):
+        answers.validate()
+
+
+def test_non_interactive_setup_takes_the_api_credentials_from_the_environment(env_file):
+    result = run_manage(env_file, "setup", "--no-input", "--docker", "--domain", "webhook.example.com", "--admins",
+                        "ops@example.com", "--mail", "console", ADMITAD_CLIENT_ID="adm-id",
+                        ADMITAD_CLIENT_SECRET="adm-secret")
+    values = read_env(env_file)
+    assert (values["ADMITAD_CLIENT_ID"], values["ADMITAD_CLIENT_SECRET"]) == ("adm-id", "adm-secret"), result.stderr
+    assert "adm-secret" not in result.stdout + result.stderr
+
+
 @pytest.fixture(scope="module")
 def private_server(tmp_path_factory):
     """A private MariaDB with two users: one without any rights, one that may create only epnhook_scoped."""
@@ -458,6 +515,8 @@ def test_a_user_without_rights_gets_the_sql_for_the_dba_then_can_retry(env_file,
     answer(child, r"SMTP port \[587\]: ", "")
     answer(child, r"SMTP user \(empty: none\): ", "")
     answer(child, r"Send alerts from .*: ", "")
+    answer(child, r"EPN.bz API client id \(empty: none\): ", "")
+    answer(child, r"Admitad API client id \(empty: none\): ", "")
     # No offer to create: the user may not. The operator is told what to ask for, and may try again.
     child.expect(r"limited may not create it\. Ask your database administrator to run: "
                  r"CREATE DATABASE `epnhook_scoped` CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci; "

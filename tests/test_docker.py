@@ -86,12 +86,46 @@ def test_web_and_cron_share_the_spool_volume_where_the_image_keeps_it(compose, d
         assert service["env_file"] == "../.env"
 
 
+def cron_branch() -> str:
+    entrypoint = (DOCKER / "entrypoint.sh").read_text()
+    return entrypoint[entrypoint.index("  cron)"):entrypoint.index(";;", entrypoint.index("  cron)"))]
+
+
 def test_cron_runs_check_health_every_minute(compose):
     cron = compose["services"]["cron"]
     assert cron["command"] == ["cron"] and cron["init"] is True
-    entrypoint = (DOCKER / "entrypoint.sh").read_text()
-    branch = entrypoint[entrypoint.index("  cron)"):entrypoint.index(";;", entrypoint.index("  cron)"))]
+    branch = cron_branch()
     assert "python manage.py check_health" in branch and "sleep $((60 - $(date +%s) % 60))" in branch
+
+
+def test_cron_runs_reconcile_every_two_hours_in_the_background(tmp_path):
+    """The cron branch, run for real with a clock that moves: reconcile starts at once, then every 7200 s, and
+    never holds up the minute's check_health (it runs in the background)."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    log = tmp_path / "calls"
+    clock = tmp_path / "clock"
+    clock.write_text("1008000")  # on the minute
+    # Stand-ins: python notes its command (reconcile then takes 20 s, as a long run would); date reads the clock;
+    # sleep moves it by a minute (and stops the loop after five simulated hours).
+    (bin_dir / "python").write_text(f'#!/bin/sh\necho "$(cat {clock}) $*" >> {log}\n'
+                                    f'[ "$2" != reconcile ] || exec /bin/sleep 20\n')
+    (bin_dir / "date").write_text(f"#!/bin/sh\ncat {clock}\n")
+    (bin_dir / "sleep").write_text(
+        f"#!/bin/sh\nnow=$(($(cat {clock}) + $1)); echo $now > {clock}\n"
+        f"[ $now -lt 1026000 ] || kill $PPID\n")
+    for stand_in in bin_dir.iterdir():
+        stand_in.chmod(0o755)
+    # Five hours of checks in less than the 60 s three reconciles take one after another: none waited for a run.
+    subprocess.run(["sh", "-c", cron_branch().split(")", 1)[1]], env={"PATH": f"{bin_dir}:/usr/bin:/bin"},
+                   timeout=40)
+    calls = [line.split(" ", 1) for line in log.read_text().splitlines()]
+    reconciles = [int(moment) for moment, command in calls if command == "manage.py reconcile"]
+    checks = [int(moment) for moment, command in calls if command == "manage.py check_health"]
+    # A run notes the clock when its process starts, which under load can be a simulated minute or two
+    # after the loop started it.
+    assert len(checks) == 300 and len(reconciles) == 3
+    assert all(0 <= noted - due < 600 for noted, due in zip(reconciles, (1008000, 1015200, 1022400), strict=True))
 
 
 def test_traefik_terminates_tls_for_the_domain_and_keeps_the_token_out_of_its_log(compose):

@@ -244,3 +244,42 @@ def test_an_unknown_status_is_a_400_naming_the_field_and_kept_for_replay(client,
     assert result.outcome == "created"
     order = stored(result)
     assert (order.partner, order.order_status, order.original_status) == ("admitad", "completed", "paid")
+
+
+# --- The statistics API's records (reconciliation) -----------------------------------------------------
+
+def action(**changes) -> dict:
+    """A statistics/actions record as Admitad serves it (tests/fake_networks.py's shape), amounts as Decimal."""
+    base = {"action_id": 3318092817, "status": "approved_but_stalled", "payment": Decimal("75.50"),
+            "cart": Decimal("1500.01"), "currency": "USD", "subid": "user-42", "subid1": "s1", "subid2": None,
+            "subid3": None, "subid4": None, "action_date": "2026-03-01 12:30:00", "click_date": "2026-03-01 12:00:05",
+            "status_updated": "2026-03-02 10:00:00", "order_id": "SHOP-1001", "advcampaign_id": 12345,
+            "advcampaign_name": "Магазин", "action_type": "sale", "processed": 1, "paid": 0}
+    return {**base, **changes}
+
+
+def test_an_api_record_reads_as_the_same_order_its_postback_would():
+    order = parser.read_api_record(action())
+    postback = parse(payment_status="approved_but_stalled", currency="USD", subid2=None, subid3=None, subid4=None,
+                     reward_ready=None, website_id=None, conversion_time=None, action_ip=None, user_agent=None)
+    assert order == postback
+    assert (order.uniq_id, order.order_status, order.original_status) == ("3318092817", "completed",
+                                                                           "approved_but_stalled")
+    assert order.commission_fee == Decimal("75.50") and order.revenue == Decimal("1500.01")
+    assert order.time_of_order == datetime(2026, 3, 1, 12, 30, tzinfo=MOSCOW)
+
+
+@pytest.mark.parametrize(("word", "status"), [("pending", "waiting"), ("approved", "completed"),
+                                              ("approved_but_stalled", "completed"), ("declined", "rejected")])
+def test_api_status_words_are_the_postbacks(word, status):
+    assert parser.read_api_record(action(status=word)).order_status == status
+
+
+@pytest.mark.parametrize(("broken", "field"), [
+    ({"action_id": None}, "action_id"), ({"payment": "1 234,50"}, "payment"), ({"status": "frozen"}, "status"),
+    ({"subid": None}, "subid"), ({"currency": "рубли"}, "currency"),
+])
+def test_a_malformed_record_is_a_payload_error_naming_the_records_field(broken, field):
+    with pytest.raises(PayloadError) as caught:
+        parser.read_api_record(action(**broken))
+    assert caught.value.field == field and field in caught.value.message

@@ -14,6 +14,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from partners.api import ApiClient
 from partners.base import (
     DECIMAL_SEPARATORS,
     ISO_8601,
@@ -174,6 +175,34 @@ def test_garbage_values_never_raise_anything_but_payload_error(partner):
         partner.parse(garbage)
     with pytest.raises(PayloadError):
         partner.parse({**partner.example, **{name: "\x00??" for name in partner.parameters}})
+
+
+@partners
+def test_an_api_is_described_in_the_parsers_own_parameters(partner):
+    """A partner with an API client reads its records into parameters its parser reads, one of them the id,
+    with status words as well formed as its postback's; one without reads none."""
+    if partner.api_client is None:
+        with pytest.raises(PayloadError):
+            partner.read_api_record({})
+        return
+    assert issubclass(partner.api_client, ApiClient) and partner.api_client.page_size > 0
+    assert set(partner.api_fields) <= set(partner.parameters)
+    assert {partner.api_id_parameter, partner.status_parameter} <= set(partner.api_fields)
+    assert all(paths and all(isinstance(path, str) and path for path in paths) for paths in partner.api_fields.values())
+    for word, status in (partner.api_statuses or partner.statuses).items():
+        assert word == word.strip().lower() and status in STATUS_VALUES, word
+
+
+@partners
+def test_garbage_api_records_never_raise_anything_but_payload_error(partner):
+    if partner.api_client is None:
+        return
+    tops = {path.split(".")[0] for paths in partner.api_fields.values() for path in paths}
+    for record in ({}, [], None, "x", dict.fromkeys(tops, []), dict.fromkeys(tops, {"\x00": 1}),
+                   dict.fromkeys(tops, True)):
+        with pytest.raises(PayloadError):
+            partner.read_api_record(record)
+        assert isinstance(partner.api_record_id(record), str)
 
 
 @pytest.mark.parametrize("partner", list(PARTNERS.values()), ids=list(PARTNERS))

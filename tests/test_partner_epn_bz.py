@@ -1,3 +1,4 @@
+from dataclasses import replace
 from datetime import datetime
 from decimal import Decimal
 from zoneinfo import ZoneInfo
@@ -133,3 +134,92 @@ def test_optional_text_fields_and_cyrillic():
 def test_overlong_values_are_invalid_not_truncated():
     assert error_of(click_id="x" * 256).field == "click_id"
     assert parse(click_id="x" * 255).click_id == "x" * 255
+
+
+# --- The transactions API's records (reconciliation) -------------------------------------------------
+
+def record(**attributes) -> dict:
+    """A transactions/user record as ePN serves it (tests/fake_networks.py's shape), amounts as Decimal."""
+    base = {"transactionId": "T-1", "order_number": "AE-1", "order_status": "pending", "revenue": Decimal("1500"),
+            "commission_user": Decimal("75.50"), "currency": "RUB", "order_time": "2026-03-01 12:30:00",
+            "user_click_id": "42", "click_id": "42", "offer_id": "9"}
+    return {"type": "transaction", "id": "T-1",
+            "attributes": {k: v for k, v in {**base, **attributes}.items() if v is not ...}}
+
+
+def read(**attributes):
+    return parser.read_api_record(record(**attributes))
+
+
+def api_error_of(value) -> PayloadError:
+    with pytest.raises(PayloadError) as caught:
+        parser.read_api_record(value)
+    return caught.value
+
+
+@pytest.mark.parametrize(("word", "status"), [
+    ("pending", "waiting"), ("hold", "pending"), ("approved", "completed"), ("completed", "completed"),
+    ("rejected", "rejected"), ("canceled", "rejected"),
+    # The postback's own words, as the postback means them.
+    ("waiting", "waiting"), ("confirmed", "completed"), ("declined", "rejected"), ("cancelled", "rejected"),
+    ("HOLD", "pending"),
+])
+def test_api_status_words_are_not_the_postbacks(word, status):
+    order = read(order_status=word)
+    assert (order.order_status, order.original_status) == (status, word)
+
+
+def test_pending_is_new_in_the_api_and_on_hold_in_a_postback():
+    assert read(order_status="pending").order_status == "waiting"
+    assert parse(order_status="pending").order_status == "pending"
+
+
+def test_an_api_record_reads_as_the_same_order_its_postback_would():
+    order = read(commission_user=Decimal("0.123456789"), currency="TON", type_id=2, sub1="spring", sub5="x")
+    postback = parse(uniq_id="T-1", order_number="AE-1", click_id="42", order_status="waiting", revenue="1500",
+                     commission_fee="0.123456789", currency="TON", time_of_order="2026-03-01 12:30:00", offer_id="9",
+                     type_id="2", sub="spring", sub5="x")
+    assert order == replace(postback, original_status="pending")
+    assert order.commission_fee == Decimal("0.123456789") and order.extras == {"type_id": 2}
+    assert order.time_of_order == datetime(2026, 3, 1, 12, 30, tzinfo=ZoneInfo("Europe/Moscow"))
+
+
+def test_the_id_is_transaction_id_else_the_records_id_and_the_click_user_click_id_else_click_id():
+    assert read().uniq_id == "T-1"
+    assert read(transactionId=None).uniq_id == "T-1"  # the record's own id
+    assert read(transactionId="T-9").uniq_id == "T-9"
+    assert read(user_click_id=None, click_id="7").click_id == "7"
+    assert read(user_click_id="8", click_id="7").click_id == "8"
+
+
+@pytest.mark.parametrize(("broken", "field"), [
+    ({"transactionId": None}, "attributes.transactionId"),
+    ({"commission_user": "1 234,50"}, "attributes.commission_user"),
+    ({"commission_user": Decimal("-5")}, "attributes.commission_user"),
+    ({"order_status": "frozen"}, "attributes.order_status"),
+    ({"user_click_id": None, "click_id": None}, "attributes.user_click_id"),
+    ({"order_time": "01/03/2026"}, "attributes.order_time"),
+    ({"revenue": True}, "attributes.revenue"),
+    ({"offer_id": {"id": 9}}, "attributes.offer_id"),
+])
+def test_a_malformed_record_is_a_payload_error_naming_the_records_field(broken, field):
+    value = record(**broken)
+    if "transactionId" in broken:
+        del value["id"]
+    error = api_error_of(value)
+    assert error.field == field and field in error.message
+
+
+def test_what_is_not_a_record_is_a_payload_error():
+    for value in ([], "T-1", None, {"attributes": []}):
+        api_error_of(value)
+
+
+def test_a_record_survives_its_delivery_body_exactly():
+    from partners.api import dump_record, load_record, plain
+
+    value = record(commission_user=Decimal("0.000000001"), revenue=Decimal("1E+3"), offer_id="Ж")
+    body = dump_record(value)
+    assert load_record(body) == value and b"0.000000001" in body and "Ж".encode() in body
+    assert parser.read_api_record(load_record(body)) == parser.read_api_record(value)
+    assert plain(value)["attributes"]["revenue"] == "1000"  # JSON-safe, for the raw payload

@@ -8,7 +8,8 @@ from django.core.management.base import BaseCommand, CommandError
 from orders import setup_wizard as wizard
 
 # Flags for everything that is not a secret. Secrets come from the terminal (no echo) or, for
-# automation, from the environment the service reads anyway: DATABASE_URL, EMAIL_URL, ANYMAIL_API_KEY.
+# automation, from the environment the service reads anyway: DATABASE_URL, EMAIL_URL, ANYMAIL_API_KEY, and
+# the networks' API credentials (EPN_API_CLIENT_ID and _SECRET, ADMITAD_CLIENT_ID and _SECRET).
 FLAGS = {
     "domain": "public domain, e.g. webhook.example.com",
     "db_host": "MariaDB host",
