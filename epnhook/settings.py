@@ -164,6 +164,14 @@ if SPOOL_ACK_STATUS not in (202, 503):
 ALERT_THROTTLE_SECONDS = env.int("ALERT_THROTTLE_SECONDS", default=15 * 60)
 ALERT_STATE_DIR = Path(env.str("ALERT_STATE_DIR", default=str(BASE_DIR / "var" / "alerts")))
 
+# --- Read-only API (orders.readapi) ---------------------------------------------------------------
+# The API lists a row only once it is this many seconds old, so that a write whose transaction commits
+# after its updated_at stamp is not skipped by a consumer's cursor (the contract in orders.readapi).
+# Writes commit within INGEST_DEADLINE; the margin covers clocks of several app hosts drifting apart.
+API_SETTLE_SECONDS = env.float("API_SETTLE_SECONDS", default=10.0)
+if API_SETTLE_SECONDS < INGEST_DEADLINE:
+    raise ImproperlyConfigured("API_SETTLE_SECONDS must be at least INGEST_DEADLINE (see orders.readapi).")
+
 # --- Mail ----------------------------------------------------------------------------------------
 ADMINS = []
 for _admin in env.list("ADMINS", default=[]):

@@ -117,6 +117,17 @@ class Order(models.Model):
             models.Index(fields=["partner", "created_at"], name="order_partner_created"),
             # The "time of order" date range filter.
             models.Index(fields=["time_of_order"], name="order_time_of_order"),
+            # The read API (orders.readapi) walks the current rows in (updated_at, id) order by keyset:
+            # "after this cursor" must be one index range that yields rows already in that order, so that
+            # a page deep in a million orders reads its 100 rows and not everything before it. Each of
+            # its filters that can match many rows (partner, status, both) gets such an index of its
+            # own; a click id matches a user's few orders, which order_click_id finds and sorts cheaply.
+            # id is in the index (InnoDB would append it anyway) because it breaks ties of updated_at.
+            models.Index(fields=["is_current", "updated_at", "id"], name="order_api_updated"),
+            models.Index(fields=["is_current", "partner", "updated_at", "id"], name="order_api_partner"),
+            models.Index(fields=["is_current", "order_status", "updated_at", "id"], name="order_api_status"),
+            models.Index(fields=["is_current", "partner", "order_status", "updated_at", "id"],
+                         name="order_api_partner_status"),
         ]
 
     def __str__(self):
@@ -263,3 +274,30 @@ class Delivery(models.Model):
 
     def __str__(self):
         return f"#{self.pk} {self.partner} {self.outcome}"
+
+
+class ApiKey(models.Model):
+    """A consumer's key to the read-only API (orders.readapi): created in the admin, shown once, revocable.
+
+    Only the key's SHA-256 is stored. A key is 32 random bytes, so nobody can guess it from its hash by
+    trying candidates; a slow password hash (PBKDF2, Argon2) exists for low-entropy passwords and would
+    only add its cost to every API request. The hash is unique and indexed: a request finds its key by
+    one lookup of the hash of what it presented, and a key that is not stored is simply not found.
+    """
+
+    consumer = models.CharField(_("consumer"), max_length=100,
+                                help_text=_("Who uses this key, e.g. the cashback site's name."))
+    # The key's first characters, shown in the admin so that staff can tell which key a consumer holds.
+    prefix = models.CharField(_("key starts with"), max_length=16, editable=False)
+    key_hash = models.CharField(_("key hash (SHA-256)"), max_length=64, unique=True, editable=False)
+    created_at = models.DateTimeField(_("created"), default=timezone.now, editable=False)
+    revoked_at = models.DateTimeField(_("revoked"), null=True, blank=True, editable=False)
+    # Written at most once a minute per key (orders.readapi), not on every request.
+    last_used_at = models.DateTimeField(_("last used"), null=True, blank=True, editable=False)
+
+    class Meta:
+        verbose_name = _("API key")
+        verbose_name_plural = _("API keys")
+
+    def __str__(self):
+        return f"{self.consumer} ({self.prefix}…)"
