@@ -902,3 +902,7 @@ class ReconcileRunAdmin(FastListMixin, admin.ModelAdmin):
 
 def _admin_link(name: str, pk) -> str:
     return format_html('<a href="{}">#{}</a>', reverse(name, args=[pk]), pk) if pk else "-"
+
+
+# The read API's keys (a module of their own: orders.apikeys_admin).
+from . import apikeys_admin  # noqa: E402,F401

@@ -101,7 +101,8 @@ api = NinjaAPI(
 
 
 def _money(value: Decimal | None) -> str | None:
-    return None if value is None else str(value)
+    """Fixed-point with every stored place ("0.000000001", never str()'s "1E-9")."""
+    return None if value is None else format(value, "f")
 
 
 def _order(order: Order) -> dict:

@@ -82,10 +82,22 @@ def list_orders(*, partner: str | None = None, click_id: str | None = None, stat
                 limit: int = DEFAULT_LIMIT) -> Page:
     """One page of current orders after `cursor`, oldest change first (see the module's contract).
 
-    `limit` must be 1..MAX_LIMIT; a bad cursor raises CursorError. One query: it reads limit + 1 rows
-    to know whether there are more, along one of the order_api_* indexes."""
+    `limit` must be 1..MAX_LIMIT; a bad cursor raises CursorError. One query (page_query)."""
     if not 1 <= limit <= MAX_LIMIT:
         raise ValueError(f"limit must be 1..{MAX_LIMIT}")
+    query = page_query(partner=partner, click_id=click_id, status=status, updated_since=updated_since,
+                       cursor=cursor, limit=limit)
+    orders = list(query)
+    has_more = len(orders) > limit
+    orders = orders[:limit]
+    next_cursor = encode_cursor(orders[-1]) if orders else cursor
+    return Page(orders=orders, next_cursor=next_cursor, has_more=has_more)
+
+
+def page_query(*, partner: str | None = None, click_id: str | None = None, status: str | None = None,
+               updated_since: datetime | None = None, cursor: str | None = None, limit: int = DEFAULT_LIMIT):
+    """The query of a page: limit + 1 rows (the extra one tells whether there are more), in keyset
+    order, along one of the order_api_* indexes (bench/api_pages.py prints each filter's plan)."""
     rows = Order.objects.filter(is_current=True,
                                 updated_at__lte=timezone.now() - timedelta(seconds=settings.API_SETTLE_SECONDS))
     if partner is not None:
@@ -102,11 +114,7 @@ def list_orders(*, partner: str | None = None, click_id: str | None = None, stat
         # range; the row comparison (updated_at, id) > (%s, %s) is not one on every MariaDB version.
         rows = rows.filter(Q(updated_at__gt=updated_at) | Q(updated_at=updated_at, pk__gt=pk),
                            updated_at__gte=updated_at)
-    orders = list(rows.order_by("updated_at", "pk")[: limit + 1])
-    has_more = len(orders) > limit
-    orders = orders[:limit]
-    next_cursor = encode_cursor(orders[-1]) if orders else cursor
-    return Page(orders=orders, next_cursor=next_cursor, has_more=has_more)
+    return rows.order_by("updated_at", "pk")[: limit + 1]
 
 
 def order_history(partner: str, uniq_id: str) -> tuple[Order, list[Order]] | None:
