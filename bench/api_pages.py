@@ -54,7 +54,7 @@ def api_pages() -> list[tuple[str, str, dict]]:
     middle = current.filter(pk__gte=Order.objects.order_by("-pk").values_list("pk", flat=True)[0] // 2)
     sample = middle.order_by("pk").first()
     newest = current.order_by("-updated_at").values_list("updated_at", flat=True).first()
-    deep = {"cursor": encode_cursor(sample)}
+    deep = {"cursor": encode_cursor(sample.updated_at, sample.pk)}
     rejected = {"partner": sample.partner, "status": "rejected"}
     orders = "/api/v1/orders"
     return [

@@ -59,9 +59,9 @@ class Page:
     has_more: bool
 
 
-def encode_cursor(order: Order) -> str:
-    """The position after `order`: opaque to consumers (URL-safe base64 of its updated_at and id)."""
-    raw = json.dumps([order.updated_at.isoformat(), order.pk], separators=(",", ":")).encode()
+def encode_cursor(updated_at: datetime, pk: int) -> str:
+    """The position after the row (updated_at, pk): opaque to consumers (URL-safe base64 of the two)."""
+    raw = json.dumps([updated_at.isoformat(), pk], separators=(",", ":")).encode()
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 
@@ -82,22 +82,36 @@ def list_orders(*, partner: str | None = None, click_id: str | None = None, stat
                 limit: int = DEFAULT_LIMIT) -> Page:
     """One page of current orders after `cursor`, oldest change first (see the module's contract).
 
-    `limit` must be 1..MAX_LIMIT; a bad cursor raises CursorError. One query (page_query)."""
+    `limit` must be 1..MAX_LIMIT; a bad cursor raises CursorError. Two queries: the page's positions
+    (page_query, which reads the index alone), then its rows by primary key. Asked for whole rows in one
+    query, MariaDB walks the index from its first entry instead of seeking to the cursor (measured at
+    1M orders: 150 ms a page half-way, against under a millisecond for the positions).
+
+    A row that changed between the two queries is no longer what the page's position says; it is
+    left out if it is no longer current, and shown with its new values if it is (either way it appears
+    again at its new position). The cursor is the position the first query read, so nothing after it
+    is skipped."""
     if not 1 <= limit <= MAX_LIMIT:
         raise ValueError(f"limit must be 1..{MAX_LIMIT}")
-    query = page_query(partner=partner, click_id=click_id, status=status, updated_since=updated_since,
-                       cursor=cursor, limit=limit)
-    orders = list(query)
-    has_more = len(orders) > limit
-    orders = orders[:limit]
-    next_cursor = encode_cursor(orders[-1]) if orders else cursor
-    return Page(orders=orders, next_cursor=next_cursor, has_more=has_more)
+    positions = list(page_query(partner=partner, click_id=click_id, status=status, updated_since=updated_since,
+                                cursor=cursor, limit=limit))
+    has_more = len(positions) > limit
+    positions = positions[:limit]
+    # The JSON documents are the bulk of a row and the API shows neither.
+    rows = (Order.objects.filter(is_current=True).defer("raw_payload", "extras")
+            .in_bulk([pk for pk, _updated_at in positions]))
+    orders = [rows[pk] for pk, _updated_at in positions if pk in rows]
+    if positions:
+        last_pk, last_updated_at = positions[-1]
+        cursor = encode_cursor(last_updated_at, last_pk)
+    return Page(orders=orders, next_cursor=cursor, has_more=has_more)
 
 
 def page_query(*, partner: str | None = None, click_id: str | None = None, status: str | None = None,
                updated_since: datetime | None = None, cursor: str | None = None, limit: int = DEFAULT_LIMIT):
-    """The query of a page: limit + 1 rows (the extra one tells whether there are more), in keyset
-    order, along one of the order_api_* indexes (bench/api_pages.py prints each filter's plan)."""
+    """The query of a page's positions: (pk, updated_at) of limit + 1 rows (the extra one tells whether
+    there are more), in keyset order, read from one of the order_api_* indexes alone (bench/api_pages.py
+    prints each filter's plan)."""
     rows = Order.objects.filter(is_current=True,
                                 updated_at__lte=timezone.now() - timedelta(seconds=settings.API_SETTLE_SECONDS))
     if partner is not None:
@@ -114,12 +128,13 @@ def page_query(*, partner: str | None = None, click_id: str | None = None, statu
         # range; the row comparison (updated_at, id) > (%s, %s) is not one on every MariaDB version.
         rows = rows.filter(Q(updated_at__gt=updated_at) | Q(updated_at=updated_at, pk__gt=pk),
                            updated_at__gte=updated_at)
-    return rows.order_by("updated_at", "pk")[: limit + 1]
+    return rows.order_by("updated_at", "pk").values_list("pk", "updated_at")[: limit + 1]
 
 
 def order_history(partner: str, uniq_id: str) -> tuple[Order, list[Order]] | None:
     """The order's current row and every status event row of it in arrival order, or None if unknown."""
-    events = list(Order.objects.filter(partner=partner, uniq_id=uniq_id).order_by("created_at", "pk"))
+    events = list(Order.objects.filter(partner=partner, uniq_id=uniq_id).defer("raw_payload", "extras")
+                  .order_by("created_at", "pk"))
     current = next((event for event in events if event.is_current), None)
     if current is None:
         return None
