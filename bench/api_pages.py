@@ -48,7 +48,7 @@ def main() -> None:
 def api_pages() -> list[tuple[str, str, dict]]:
     """(name, path, query parameters) of each page timed."""
     from orders.models import Order
-    from orders.readapi import encode_cursor
+    from orders.readapi import MAX_LIMIT, encode_cursor
 
     current = Order.objects.filter(is_current=True)
     middle = current.filter(pk__gte=Order.objects.order_by("-pk").values_list("pk", flat=True)[0] // 2)
@@ -59,7 +59,7 @@ def api_pages() -> list[tuple[str, str, dict]]:
     orders = "/api/v1/orders"
     return [
         ("first page (100 orders)", orders, {}),
-        ("first page of the maximum size (1000 orders)", orders, {"limit": 1000}),
+        (f"first page of the maximum size ({MAX_LIMIT} orders)", orders, {"limit": MAX_LIMIT}),
         ("a page half-way through the walk (cursor)", orders, deep),
         ("partner and status rejected", orders, rejected),
         ("partner and status rejected, half-way (cursor)", orders, {**rejected, **deep}),

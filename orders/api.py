@@ -9,19 +9,20 @@ staff member.
 """
 
 from datetime import datetime
-from decimal import Decimal
 
 from django.http import HttpRequest
 from ninja import NinjaAPI, Query, Schema
 from ninja.errors import HttpError
+from ninja.renderers import BaseRenderer
 from ninja.security import HttpBearer
-from pydantic import AwareDatetime, Field
+from pydantic import AwareDatetime, BaseModel, Field
+from pydantic_core import to_json
 
 from epnhook.middleware import machine_endpoint
 from partners.base import OrderStatus
 
 from . import readapi
-from .models import ApiKey, Order
+from .models import ApiKey
 
 
 class KeyAuth(HttpBearer):
@@ -29,7 +30,9 @@ class KeyAuth(HttpBearer):
         return readapi.authenticate(token)
 
 
-class OrderEvent(Schema):
+# The answers are plain pydantic models: they validate the dicts of orders.readapi natively, where
+# ninja's Schema reads each field through its Django-object getter (half the time of a 1000-order page).
+class OrderEvent(BaseModel):
     """One status of an order as the network sent it, with the money of that postback."""
 
     status: OrderStatus
@@ -42,7 +45,7 @@ class OrderEvent(Schema):
     received_at: datetime
 
 
-class OrderOut(Schema):
+class OrderOut(BaseModel):
     """An order at its current status."""
 
     partner: str
@@ -62,7 +65,7 @@ class OrderOut(Schema):
     updated_at: datetime = Field(description="The order's position in the list: its last change.")
 
 
-class OrderPage(Schema):
+class OrderPage(BaseModel):
     items: list[OrderOut]
     next_cursor: str | None = Field(
         description="Pass as `cursor` for the next page; on the last page, keep it to ask later for what "
@@ -74,7 +77,7 @@ class OrderDetail(OrderOut):
     history: list[OrderEvent] = Field(description="Every status event of the order, in arrival order.")
 
 
-class Error(Schema):
+class Error(BaseModel):
     detail: str
 
 
@@ -87,6 +90,16 @@ class OrderFilters(Schema):
     limit: int = Field(readapi.DEFAULT_LIMIT, ge=1, le=readapi.MAX_LIMIT)
 
 
+class JSONRenderer(BaseRenderer):
+    """JSON by pydantic's encoder: times keep their microseconds (ninja's default, Django's encoder,
+    cuts them to milliseconds) and a 1000-order page encodes in a fraction of the time."""
+
+    media_type = "application/json"
+
+    def render(self, request, data, *, response_status):
+        return to_json(data)
+
+
 api = NinjaAPI(
     title="epnhook read API",
     version="1",
@@ -94,35 +107,11 @@ api = NinjaAPI(
                 "contract.",
     auth=KeyAuth(),
     urls_namespace="api_v1",
+    renderer=JSONRenderer(),
     # No interactive docs page: ninja's would load its scripts from a CDN unless served as static files,
     # and the JSON schema is what consumers' tools read.
     docs_url=None,
 )
-
-
-def _money(value: Decimal | None) -> str | None:
-    """Fixed-point with every stored place ("0.000000001", never str()'s "1E-9")."""
-    return None if value is None else format(value, "f")
-
-
-def _order(order: Order) -> dict:
-    return {
-        "partner": order.partner, "uniq_id": order.uniq_id, "order_number": order.order_number,
-        "click_id": order.click_id, "offer_id": order.offer_id, "offer_name": order.offer_name,
-        "status": order.order_status, "original_status": order.original_status,
-        "revenue": _money(order.revenue), "commission_fee": _money(order.commission_fee),
-        "currency": order.currency, "conflict": order.has_conflict, "time_of_order": order.time_of_order,
-        "received_at": order.created_at, "updated_at": order.updated_at,
-    }
-
-
-def _event(order: Order) -> dict:
-    return {
-        "status": order.order_status, "original_status": order.original_status,
-        "revenue": _money(order.revenue), "commission_fee": _money(order.commission_fee),
-        "currency": order.currency, "conflict": order.has_conflict, "current": order.is_current,
-        "received_at": order.created_at,
-    }
 
 
 @api.get("/orders", response={200: OrderPage, 400: Error}, summary="Orders at their current status")
@@ -132,18 +121,16 @@ def list_orders(request, filters: Query[OrderFilters]):
         page = readapi.list_orders(**filters.dict())
     except readapi.CursorError as error:
         raise HttpError(400, str(error)) from error
-    return {"items": [_order(order) for order in page.orders], "next_cursor": page.next_cursor,
-            "has_more": page.has_more}
+    return {"items": page.orders, "next_cursor": page.next_cursor, "has_more": page.has_more}
 
 
 @api.get("/orders/{partner}/{path:uniq_id}", response={200: OrderDetail, 404: Error},
          summary="One order with its status history")
 def order_detail(request, partner: str, uniq_id: str):
-    found = readapi.order_history(partner, uniq_id)
-    if found is None:
+    order = readapi.order_history(partner, uniq_id)
+    if order is None:
         raise HttpError(404, "no such order")
-    current, events = found
-    return {**_order(current), "history": [_event(event) for event in events]}
+    return order
 
 
 def urls():
