@@ -11,7 +11,8 @@ What it does, in order:
    each run's uniq_ids start with a tag of its own, so the ids it sent are known without the receiver;
 4. counts the rows carrying each run's ids in the database (lost = sent but not stored) and writes a
    Markdown report with requests/s, p50, p99, errors, rows, RSS, CPU use and the ratios to the baseline;
-5. runs bench/admin_pages.py (admin page timings), unless --admin 0, and appends its table.
+5. runs bench/admin_pages.py (admin page timings) and bench/api_pages.py (read API page timings) on
+   the same data set, unless --admin 0, and appends their tables.
 
 Exit status 1 when any request failed or any postback sent is missing: correctness is not noise.
 """
@@ -414,7 +415,11 @@ def admin_timings(db: PrivateMariaDB, ours_env: dict) -> str:
     result = subprocess.run([sys.executable, "-m", "bench.admin_pages", "--database-url", url, "--orders", "1000000",
                              "--deliveries", "2000000", "--reuse"], cwd=ROOT, env={**ours_env, "DATABASE_URL": url},
                             check=True, stdout=subprocess.PIPE, text=True)
-    return result.stdout
+    # The read API's pages, on the same data set.
+    api = subprocess.run([sys.executable, "-m", "bench.api_pages", "--database-url", url, "--orders", "1000000",
+                          "--deliveries", "2000000", "--reuse"], cwd=ROOT, env={**ours_env, "DATABASE_URL": url},
+                         check=True, stdout=subprocess.PIPE, text=True)
+    return result.stdout + "\n" + api.stdout
 
 
 if __name__ == "__main__":
