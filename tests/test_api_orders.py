@@ -255,3 +255,12 @@ def test_the_openapi_schema_is_valid_and_describes_both_paths(client):
 
 def test_there_is_no_docs_page_that_would_load_scripts_from_the_internet(client):
     assert client.get("/api/v1/docs").status_code == 404
+
+
+def test_the_api_runs_past_the_browser_middleware(api):
+    """No session, language or CSRF machinery (epnhook.middleware): the answer sets no cookie and varies
+    with neither cookies nor language; the security headers still apply."""
+    response = api.get(ORDERS)
+    assert response.status_code == 200 and not response.cookies
+    assert "Cookie" not in response.get("Vary", "") and "Accept-Language" not in response.get("Vary", "")
+    assert response["X-Content-Type-Options"] == "nosniff"
