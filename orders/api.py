@@ -38,7 +38,7 @@ class OrderEvent(BaseModel):
     status: OrderStatus
     original_status: str = Field(description="The network's own status word; empty when its URL implied it.")
     revenue: str | None = Field(description="A decimal number as a string, with all its stored places.")
-    commission_fee: str | None = Field(description="The cashback base, as revenue.")
+    commission_fee: str | None = Field(description="Our commission, which cashback is paid from; as revenue.")
     currency: str = Field(description="ISO 4217 code (TON for Toncoin).")
     conflict: bool = Field(description="A later postback of this status carried different money.")
     current: bool
@@ -114,17 +114,17 @@ api = NinjaAPI(
 )
 
 
-@api.get("/orders", response={200: OrderPage, 400: Error}, summary="Orders at their current status")
+@api.get("/orders", response={200: OrderPage, 400: Error, 401: Error}, summary="Orders at their current status")
 def list_orders(request, filters: Query[OrderFilters]):
     """Current orders, oldest change first, by keyset pages (see `next_cursor`)."""
     try:
-        page = readapi.list_orders(**filters.dict())
+        page = readapi.list_orders(**filters.model_dump())
     except readapi.CursorError as error:
         raise HttpError(400, str(error)) from error
     return {"items": page.orders, "next_cursor": page.next_cursor, "has_more": page.has_more}
 
 
-@api.get("/orders/{partner}/{path:uniq_id}", response={200: OrderDetail, 404: Error},
+@api.get("/orders/{partner}/{path:uniq_id}", response={200: OrderDetail, 401: Error, 404: Error},
          summary="One order with its status history")
 def order_detail(request, partner: str, uniq_id: str):
     order = readapi.order_history(partner, uniq_id)
