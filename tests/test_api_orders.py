@@ -6,6 +6,7 @@ from datetime import timedelta
 
 import pytest
 from django.db import connection
+from django.db.models import F
 from django.utils import timezone
 from openapi_spec_validator import validate
 
@@ -180,6 +181,20 @@ def test_rows_are_listed_once_they_have_settled(api, settings):
     assert api.get(ORDERS).json()["items"] == []
     Order.objects.filter(pk=order.pk).update(updated_at=timezone.now() - timedelta(seconds=11))
     assert keys(api.get(ORDERS).json()["items"]) == ["EPN-1"]
+
+
+def test_a_write_that_commits_after_a_later_stamped_one_is_not_skipped(api, settings):
+    """Two writers: B stamps its time first, C later, but C commits first. A consumer that read C and
+    moved its cursor past it would never see B. Held back until settled, C is not listed before B is."""
+    settings.API_SETTLE_SECONDS = 10
+    now = timezone.now()
+    for uniq_id, age in (("A", 30), ("C", 1)):
+        Order.objects.filter(pk=store(uniq_id).pk).update(updated_at=now - timedelta(seconds=age))
+    page = api.get(ORDERS).json()
+    assert keys(page["items"]) == ["A"]
+    Order.objects.filter(pk=store("B").pk).update(updated_at=now - timedelta(seconds=3))  # stamped before C
+    Order.objects.update(updated_at=F("updated_at") - timedelta(seconds=10))  # ten seconds pass
+    assert keys(api.get(ORDERS, {"cursor": page["next_cursor"]}).json()["items"]) == ["B", "C"]
 
 
 def test_one_order_with_its_status_history(api):
