@@ -1,13 +1,13 @@
-"""The read-only API's queries and keys: what `/api/v1/` answers (epnhook.api holds the thin HTTP layer).
+"""The read-only API's queries and keys: what `/api/v1/` answers (orders.api is the thin HTTP layer).
 
 The list is the orders at their current status (the Order rows with is_current, see orders.current), in
 (updated_at, id) order, paged by keyset: a cursor names the position of the last row a page returned,
 and the next page is the rows after it. The contract a consumer relies on:
 
-- A walk from no cursor to a page with `has_more` false returns every order that was current and
-  settled when the walk began exactly once, however many orders there are, because the position only
-  moves forward and rows are never moved backward: every write of an Order row stamps updated_at with
-  the time of the write (OrderQuerySet.update).
+- A walk from no cursor to a page with `has_more` false returns each order that does not change during
+  it exactly once, however many orders there are: the position only moves forward, and no row moves
+  backward, because every write of an Order row stamps updated_at with the time of the write
+  (auto_now, OrderQuerySet.update).
 - An order that changes during the walk (a new status becomes current, a conflict is flagged) moves to
   the end: it appears again later with its new values, and its old position is gone. So an order is
   never skipped, but may be seen twice; the later appearance is the newer state.
