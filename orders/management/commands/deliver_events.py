@@ -31,11 +31,17 @@ class Command(BaseCommand):
                             help="send every event that may go now (retrying those whose next delay is 0), then exit")
 
     def handle(self, *args, once, **options):
-        if not settings.OUTBOUND_URL:
-            raise CommandError("OUTBOUND_URL is not set: there is nowhere to send events (see the README)")
         stop = threading.Event()
         for signum in (signal.SIGTERM, signal.SIGINT):
             signal.signal(signum, lambda *_: stop.set())
+        if not settings.OUTBOUND_URL:
+            if once:
+                raise CommandError("OUTBOUND_URL is not set: there is nowhere to send events (see the README)")
+            # The service runs in every install (docker compose, the systemd target); without an endpoint no
+            # event is written, and it waits to be stopped rather than fail and be restarted in a loop.
+            log.info("OUTBOUND_URL is not set: no events to send")
+            stop.wait()
+            return
         while True:
             with exclusive() as mine:
                 if mine:
