@@ -274,8 +274,8 @@ class OutboundEvent(models.Model):
     """
 
     class Type(models.TextChoices):
-        STATUS_CHANGED = "order.status_changed", "order.status_changed"
-        CONFLICT = "order.conflict", "order.conflict"
+        STATUS_CHANGED = "order.status_changed", _("status changed")
+        CONFLICT = "order.conflict", _("money conflict")
 
     class State(models.TextChoices):
         PENDING = "pending", _("pending")
@@ -304,9 +304,8 @@ class OutboundEvent(models.Model):
         indexes = [
             # The sender walks the undelivered events in write order (id), and the backlog counts them and
             # dates the oldest; nearly every row is delivered, so this keeps both to the few that are not.
+            # The admin lists events newest first by id (the write order), filtered by state through it too.
             models.Index(fields=["state", "id"], name="outbound_state_id"),
-            # The admin lists events newest first.
-            models.Index(fields=["created_at"], name="outbound_created_at"),
         ]
 
     def __str__(self):

@@ -32,7 +32,8 @@ def receiver():
 
 
 @pytest.fixture
-def outbound(settings, receiver):
+def outbound(settings, receiver, tmp_path):
+    settings.ALERT_STATE_DIR = tmp_path / "alerts"  # this test's own alert throttle
     settings.OUTBOUND_URL = receiver.url
     settings.OUTBOUND_SECRET = SECRET
     settings.OUTBOUND_TIMEOUT = 0.5
