@@ -26,7 +26,10 @@ class Received:
 
 class Receiver:
     """`mode` is what the next requests get: "ok", "500", "429", "503", "hang". `delivered` holds, in order,
-    every request answered 2xx; `requests` counts all; `invalid` counts those that failed verification."""
+    every request answered 2xx; `requests` counts all; `invalid` counts those that failed verification.
+    `hold_at`: the request that brings `delivered` to this length is recorded, then answered only after
+    `hang_seconds` (a sender killed meanwhile never hears that it was delivered). `delay`: seconds each
+    accepted request takes, as a site that does some work."""
 
     def __init__(self, secret: str = SECRET, port: int | None = None):
         self.webhook = Webhook(secret)
@@ -34,6 +37,8 @@ class Receiver:
         self.mode = "ok"
         self.retry_after = "1"
         self.hang_seconds = 3.0
+        self.hold_at: int | None = None
+        self.delay = 0.0
         self.delivered: list[Received] = []
         self.requests = 0
         self.invalid = 0
@@ -83,16 +88,22 @@ class Receiver:
                 return self._reply(handler, 200)  # too late: the sender gave up waiting
             if mode == "ok":
                 self.delivered.append(Received(handler.headers["webhook-id"], payload))
-                return self._reply(handler, 204)
+                held = len(self.delivered) == self.hold_at
+        if mode == "ok":
+            time.sleep(self.hang_seconds if held else self.delay)
+            return self._reply(handler, 204)
         self._reply(handler, int(mode), {"Retry-After": self.retry_after} if mode in ("429", "503") else {})
 
     @staticmethod
     def _reply(handler, status: int, headers: dict | None = None) -> None:
-        handler.send_response(status)
-        for name, value in (headers or {}).items():
-            handler.send_header(name, value)
-        handler.send_header("Content-Length", "0")
-        handler.end_headers()
+        try:
+            handler.send_response(status)
+            for name, value in (headers or {}).items():
+                handler.send_header(name, value)
+            handler.send_header("Content-Length", "0")
+            handler.end_headers()
+        except OSError:
+            pass  # the sender is gone (killed, or it stopped waiting)
 
     def statuses(self) -> dict[tuple[str, str], list[str]]:
         """Each order's statuses in the order received, repeats (same webhook-id) dropped as a site would."""
