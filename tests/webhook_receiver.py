@@ -83,12 +83,12 @@ class Receiver:
             except Exception:
                 self.invalid += 1
                 return self._reply(handler, 400)
-            if mode == "hang":
-                time.sleep(self.hang_seconds)
-                return self._reply(handler, 200)  # too late: the sender gave up waiting
             if mode == "ok":
                 self.delivered.append(Received(handler.headers["webhook-id"], payload))
                 held = len(self.delivered) == self.hold_at
+        if mode == "hang":
+            time.sleep(self.hang_seconds)
+            return self._reply(handler, 200)  # too late: the sender gave up waiting
         if mode == "ok":
             time.sleep(self.hang_seconds if held else self.delay)
             return self._reply(handler, 204)
