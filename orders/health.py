@@ -109,6 +109,7 @@ def run_checks(*, now: datetime | None = None) -> HealthReport:
         checks.append(_guarded("outbound events", lambda: check_outbox(now or timezone.now())))
     else:
         checks.append(_skipped("last postback"))
+        checks.append(_skipped("outbound events"))
         if settings.RECONCILE_APIS:
             checks.append(_skipped("last reconcile"))
     checks.append(_guarded("mail", check_mail))
