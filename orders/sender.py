@@ -10,9 +10,9 @@ before it, is posted once, in the order of the events' ids, and the outcome reco
   sees each order's statuses in the order they were written. A failed one holds them back until it is
   resent from the admin.
 
-Delivery is at least once: the event is marked delivered after the answer, so a sender that dies (or a
-database that fails) between the two sends the event again, with the same `webhook-id` and body, and the
-receiver drops the repeat.
+Delivery is at least once: the event is marked delivered after the answer (attempts are recorded in small
+batches, RECORD_BATCH), so a sender that dies (or a database that fails) before that sends the event again,
+with the same `webhook-id` and body, and the receiver drops the repeat.
 
 One sender at a time (see `exclusive()`): ordering per order then needs no locking between senders. Row locks
 (SELECT ... FOR UPDATE SKIP LOCKED) would not keep it: a second sender skipping an order's locked head would
@@ -40,8 +40,13 @@ from .models import OutboundAttempt, OutboundEvent
 
 log = logging.getLogger("epnhook.sender")
 
-# Events read per query while walking the outbox: bounds the sender's memory whatever the backlog.
+# Events read per query while walking the outbox (bodies included): bounds the sender's memory whatever the
+# backlog.
 CHUNK = 500
+# Attempts recorded per transaction, or after this many seconds: one commit (one fsync) per event capped the
+# sender at the disk's commit rate. A sender that dies loses at most these records, and resends their events.
+RECORD_BATCH = 100
+RECORD_SECONDS = 1.0
 # The longest Retry-After honoured; a receiver asking for more gets the schedule's own delays.
 MAX_RETRY_AFTER = timedelta(hours=24)
 LOCK_NAME = ".deliver_events.lock"
@@ -85,38 +90,47 @@ class Sender:
         # Orders whose head cannot go now: a failed event, one not due yet, or one that just failed.
         held = set(OutboundEvent.objects.filter(state=OutboundEvent.State.FAILED)
                    .values_list("partner", "uniq_id").distinct())
+        unrecorded: list[Attempt] = []
         after = 0
-        while not should_stop():
-            chunk = list(OutboundEvent.objects.filter(state=OutboundEvent.State.PENDING, pk__gt=after)
-                         .order_by("pk").values_list("pk", "partner", "uniq_id", "next_attempt_at")[:CHUNK])
-            if not chunk:
-                break
-            for pk, partner, uniq_id, due in chunk:
-                if should_stop():
+        try:
+            while not should_stop():
+                chunk = list(OutboundEvent.objects.filter(state=OutboundEvent.State.PENDING, pk__gt=after)
+                             .order_by("pk")[:CHUNK])
+                if not chunk:
                     break
-                key = (partner, uniq_id)
-                if key in held:
-                    continue
-                if due > timezone.now():
-                    held.add(key)
-                    continue
-                outcome = self.send(pk)
-                if outcome is None:
-                    continue
-                if outcome:
-                    report.delivered += 1
-                else:
-                    report.failed_attempts += 1
-                    held.add(key)
-            after = chunk[-1][0]
+                for event in chunk:
+                    if should_stop():
+                        break
+                    key = (event.partner, event.uniq_id)
+                    if key in held:
+                        continue
+                    if event.next_attempt_at > timezone.now():
+                        held.add(key)
+                        continue
+                    attempt = self.post(event)
+                    unrecorded.append(attempt)
+                    if attempt.delivered:
+                        report.delivered += 1
+                    else:
+                        report.failed_attempts += 1
+                        held.add(key)
+                    if len(unrecorded) >= RECORD_BATCH or time.monotonic() - unrecorded[0].started > RECORD_SECONDS:
+                        self.record(unrecorded)
+                        unrecorded = []
+                after = chunk[-1].pk
+        finally:
+            if unrecorded:
+                self.record(unrecorded)
         return report
 
-    def send(self, pk: int) -> bool | None:
-        """Post one event and record the attempt: True when delivered, False when it failed (and is
-        rescheduled or given up), None when it is no longer pending."""
-        event = OutboundEvent.objects.filter(pk=pk, state=OutboundEvent.State.PENDING).first()
-        if event is None:
-            return None
+    def send(self, event: OutboundEvent) -> bool:
+        """Post one event now and record the attempt; whether it was delivered."""
+        attempt = self.post(event)
+        self.record([attempt])
+        return attempt.delivered
+
+    def post(self, event: OutboundEvent) -> "Attempt":
+        """One signed POST of the event; what came of it, not recorded yet."""
         sent_at = datetime.now(UTC)
         headers = {
             "content-type": "application/json",
@@ -125,51 +139,77 @@ class Sender:
             "webhook-timestamp": str(int(sent_at.timestamp())),
             "webhook-signature": self.webhook.sign(event.public_id, sent_at, event.body),
         }
-        started = time.monotonic()
-        status_code, error, retry_after = None, "", None
+        attempt = Attempt(event, sent_at, started=time.monotonic())
         try:
             # verify=True is requests' default and stays so: the body is the ledger, the URL https.
             response = self.session.post(self.url, data=event.body.encode(), headers=headers,
                                          timeout=settings.OUTBOUND_TIMEOUT, allow_redirects=False)
         except requests.RequestException as failure:
-            error = f"{type(failure).__name__}: {failure}"[:1000]
+            attempt.error = f"{type(failure).__name__}: {failure}"[:1000]
         else:
-            status_code = response.status_code
-            if not 200 <= status_code < 300:
-                error = f"HTTP {status_code}"
-                if status_code in (429, 503):
-                    retry_after = parse_retry_after(response.headers.get("Retry-After"))
-        duration_ms = round((time.monotonic() - started) * 1000)
-        self._record(event, sent_at, status_code, error, duration_ms, retry_after)
-        return not error
+            attempt.status_code = response.status_code
+            if not 200 <= response.status_code < 300:
+                attempt.error = f"HTTP {response.status_code}"
+                if response.status_code in (429, 503):
+                    attempt.retry_after = parse_retry_after(response.headers.get("Retry-After"))
+        attempt.duration_ms = round((time.monotonic() - attempt.started) * 1000)
+        return attempt
 
-    def _record(self, event: OutboundEvent, sent_at: datetime, status_code: int | None, error: str,
-                duration_ms: int, retry_after: timedelta | None) -> None:
+    def record(self, attempts: list["Attempt"]) -> None:
+        """Write the attempts and their events' new states, in one transaction: one commit for many deliveries.
+        Until it commits they are not recorded, and a sender that dies first sends them again (same ids)."""
         now = timezone.now()
-        attempts = event.attempts + 1
-        if not error:
-            changes = {"state": OutboundEvent.State.DELIVERED, "delivered_at": now, "last_error": ""}
-        elif attempts >= len(self.schedule):
-            changes = {"state": OutboundEvent.State.FAILED, "last_error": error}
-        else:
-            delay = timedelta(seconds=self.schedule[attempts])
-            if retry_after is not None:
-                delay = max(delay, retry_after)
-            changes = {"next_attempt_at": now + delay, "last_error": error}
+        delivered = [attempt.event.pk for attempt in attempts if attempt.delivered]
+        given_up = []
         with transaction.atomic():
-            OutboundAttempt.objects.create(event=event, at=sent_at, status_code=status_code, error=error,
-                                           duration_ms=duration_ms)
-            OutboundEvent.objects.filter(pk=event.pk).update(attempts=F("attempts") + 1, **changes)
-        if error:
-            log.warning("event %s attempt %d failed: %s", event.public_id, attempts, error,
-                        extra={"partner": event.partner, "uniq_id": event.uniq_id, "attempt": attempts})
-        if changes.get("state") == OutboundEvent.State.FAILED:
+            OutboundAttempt.objects.bulk_create(
+                OutboundAttempt(event=attempt.event, at=attempt.sent_at, status_code=attempt.status_code,
+                                error=attempt.error, duration_ms=attempt.duration_ms) for attempt in attempts)
+            if delivered:
+                OutboundEvent.objects.filter(pk__in=delivered).update(
+                    state=OutboundEvent.State.DELIVERED, delivered_at=now, last_error="", attempts=F("attempts") + 1)
+            for attempt in attempts:
+                if attempt.delivered:
+                    continue
+                number = attempt.event.attempts + 1
+                if number >= len(self.schedule):
+                    changes = {"state": OutboundEvent.State.FAILED}
+                    given_up.append((attempt, number))
+                else:
+                    delay = timedelta(seconds=self.schedule[number])
+                    if attempt.retry_after is not None:
+                        delay = max(delay, attempt.retry_after)
+                    changes = {"next_attempt_at": now + delay}
+                OutboundEvent.objects.filter(pk=attempt.event.pk).update(
+                    attempts=F("attempts") + 1, last_error=attempt.error, **changes)
+        for attempt in attempts:
+            if not attempt.delivered:
+                event = attempt.event
+                log.warning("event %s attempt %d failed: %s", event.public_id, event.attempts + 1, attempt.error,
+                            extra={"partner": event.partner, "uniq_id": event.uniq_id, "attempt": event.attempts + 1})
+        for attempt, number in given_up:
+            event = attempt.event
             alerts.alert(
                 "outbound-failed", f"Event {event.public_id} could not be delivered to the site",
-                f"{event.type} of {event.partner} {event.uniq_id} failed {attempts} attempts; the last: {error}.\n"
-                "The later events of this order wait behind it. Once the site answers, resend it from the admin "
-                "(Outbound events, action \"Resend\").",
+                f"{event.type} of {event.partner} {event.uniq_id} failed {number} attempts; the last: "
+                f"{attempt.error}.\nThe later events of this order wait behind it. Once the site answers, resend it "
+                "from the admin (Outbound events, action \"Resend\").",
             )
+
+
+@dataclass
+class Attempt:
+    event: OutboundEvent
+    sent_at: datetime
+    started: float
+    status_code: int | None = None
+    error: str = ""
+    retry_after: timedelta | None = None
+    duration_ms: int = 0
+
+    @property
+    def delivered(self) -> bool:
+        return self.status_code is not None and not self.error
 
 
 def parse_retry_after(value: str | None) -> timedelta | None:

@@ -31,14 +31,14 @@ def receiver(settings):
 def test_the_list_shows_the_backlog_and_filters_by_state(staff_client, receiver):
     ingest(raw_get(uniq_id="A"))
     ingest(raw_get(uniq_id="B"))
-    Sender().send(OutboundEvent.objects.get(uniq_id="A").pk)
+    Sender().send(OutboundEvent.objects.get(uniq_id="A"))
     response = staff_client.get(reverse(LIST))
     content = response.content.decode()
     assert response.status_code == 200 and len(response.context["cl"].result_list) == 2
     assert "Backlog: 1 event not delivered yet" in content
     pending = staff_client.get(reverse(LIST), {"state__exact": "pending"})
     assert [event.uniq_id for event in pending.context["cl"].result_list] == ["B"]
-    Sender().send(OutboundEvent.objects.get(uniq_id="B").pk)
+    Sender().send(OutboundEvent.objects.get(uniq_id="B"))
     assert "Backlog: every event is delivered." in staff_client.get(reverse(LIST)).content.decode()
 
 
@@ -53,7 +53,7 @@ def test_an_event_shows_its_attempts_and_body(staff_client, receiver):
     ingest(raw_get(uniq_id="A"))
     event = OutboundEvent.objects.get()
     receiver.mode = "500"
-    Sender().send(event.pk)
+    Sender().send(event)
     response = staff_client.get(reverse("admin:orders_outboundevent_change", args=[event.pk]))
     content = response.content.decode()
     assert response.status_code == 200
@@ -66,9 +66,8 @@ def test_resend_sends_a_failed_event_again_with_its_id(staff_client, receiver):
     event = OutboundEvent.objects.get()
     receiver.mode = "500"
     sender = Sender()
-    sender.send(event.pk)
-    OutboundEvent.objects.filter(pk=event.pk).update(next_attempt_at=event.created_at)
-    sender.send(event.pk)
+    sender.send(event)
+    sender.send(OutboundEvent.objects.get())  # the last of its two attempts
     assert OutboundEvent.objects.get().state == "failed"
     response = staff_client.post(reverse(LIST), {"action": "resend", "_selected_action": [event.pk]}, follow=True)
     assert "1 event will be sent again" in response.content.decode()

@@ -112,7 +112,8 @@ def test_killed_mid_send_it_sends_the_event_again_with_the_same_id(mariadb, data
         stop(restarted)
     ids = [item.webhook_id for item in receiver.delivered]
     assert ids.count(held) == 2, "the event in flight is sent again, under its own webhook-id"
-    assert len(set(ids)) == 300 and len(ids) == 301
+    # The events whose attempts were not recorded yet went again too, each once more, under its own id.
+    assert len(set(ids)) == 300 and max(ids.count(webhook_id) for webhook_id in ids) == 2
     assert_everything_arrived_in_order(receiver, 150)
 
 
