@@ -9,7 +9,9 @@ Contract of `ingest(raw)`:
   INGEST_DEADLINE seconds; when that runs out the request is written durably to the spool,
   the admins are alerted (throttled), and the result is `spooled` (`unavailable`, with its own
   alert, if the spool cannot be written either);
-- a bug of ours is recorded as an `error` Delivery (where the database allows) and re-raised.
+- a bug of ours is recorded as an `error` Delivery (where the database allows) and re-raised;
+- with OUTBOUND_URL set, a write that moves the order's current status, or newly flags a money conflict,
+  also writes its outbound event (orders.outbox), in the same transaction, whatever the source.
 
 Every write of the ledger (Order) and of the delivery log (Delivery) is made here: `ingest` and
 `store` for a request, `replay_delivery` for a stored delivery read again, `record_failure` for our

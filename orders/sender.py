@@ -17,7 +17,8 @@ with the same `webhook-id` and body, and the receiver drops the repeat.
 One sender at a time (see `exclusive()`): ordering per order then needs no locking between senders. Row locks
 (SELECT ... FOR UPDATE SKIP LOCKED) would not keep it: a second sender skipping an order's locked head would
 take that order's next event. One sender posting over a kept-alive connection is fast enough for the ledger's
-rate (the drain bench in docs/PERFORMANCE.md), and a second one started by mistake simply waits.
+rate (tests/test_command_deliver_events.py prints its drain rate), and a second one started by mistake
+simply waits.
 """
 
 import email.utils
