@@ -16,7 +16,7 @@ from orders.ingest import ingest, replay_delivery, store
 from orders.models import Delivery, Order, OutboundAttempt, OutboundEvent
 from orders.sender import Sender, parse_retry_after
 from partners.epn_bz import EpnBz
-from tests.factories import raw_get
+from tests.factories import load_settings, raw_get
 from tests.webhook_receiver import SECRET, Receiver
 
 pytestmark = pytest.mark.django_db
@@ -250,3 +250,27 @@ def test_backlog_counts_the_undelivered_and_dates_the_oldest(outbound):
     assert outbox.backlog() == outbox.Backlog(2, first.created_at)
     drain()
     assert outbox.backlog() == outbox.Backlog(0, None)
+
+
+@pytest.mark.parametrize(("environ", "message"), [
+    ({"OUTBOUND_URL": "https://site.example.com/hook"}, "without OUTBOUND_SECRET"),
+    ({"OUTBOUND_SECRET": "c2VjcmV0c2VjcmV0c2VjcmV0c2VjcmV0"}, "must be 'whsec_' + base64"),
+    ({"OUTBOUND_SECRET": "whsec_not*base64"}, "not valid base64"),
+    ({"OUTBOUND_SECRET": "whsec_c2hvcnQ="}, "24 to 64 bytes, not 5"),
+    ({"OUTBOUND_URL": "http://site.example.com/hook", "OUTBOUND_SECRET": SECRET}, "https:// URL"),
+    ({"OUTBOUND_URL": "site.example.com", "OUTBOUND_SECRET": SECRET}, "https:// URL"),
+    ({"OUTBOUND_RETRY_SCHEDULE": "0,5,-1"}, "OUTBOUND_RETRY_SCHEDULE"),
+    ({"OUTBOUND_RETRY_SCHEDULE": "soon"}, "OUTBOUND_RETRY_SCHEDULE"),
+    ({"OUTBOUND_TIMEOUT": "0"}, "OUTBOUND_TIMEOUT"),
+])
+def test_bad_configuration_fails_at_start_up(environ, message):
+    result = load_settings("OUTBOUND_URL", **environ)
+    assert result.returncode != 0 and "ImproperlyConfigured" in result.stderr and message in result.stderr
+
+
+def test_a_good_configuration_loads():
+    result = load_settings("OUTBOUND_URL", "OUTBOUND_RETRY_SCHEDULE", OUTBOUND_URL="http://127.0.0.1:9/hook",
+                           OUTBOUND_SECRET=SECRET)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines() == ["http://127.0.0.1:9/hook",
+                                          "[0.0, 5.0, 300.0, 1800.0, 7200.0, 18000.0, 36000.0, 36000.0]"]
