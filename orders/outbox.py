@@ -21,7 +21,6 @@ from django.utils import timezone
 
 from partners.base import MONEY_DECIMAL_PLACES, ParsedOrder
 
-from . import rows
 from .models import Order, OutboundEvent
 
 EVENT_ID_PREFIX = "evt_"
@@ -52,18 +51,28 @@ class Change:
         return cls(OutboundEvent.Type.CONFLICT, order, received={name: getattr(parsed, name) for name in fields})
 
 
-def record(change: Change, delivery_id: int | None) -> OutboundEvent:
-    """Write the event of `change`; call inside the ledger write's transaction (it is refused outside one)."""
-    if not transaction.get_connection().in_atomic_block:
+def record(change: Change, delivery_id: int | None) -> None:
+    """Write the event of `change`; call inside the ledger write's transaction (it is refused outside one).
+
+    One INSERT written out here rather than through orders.rows: every postback of an install with an endpoint
+    pays for it, and the values need no per-field preparation (bench/run.py --outbox measures the cost)."""
+    connection = transaction.get_connection()
+    if not connection.in_atomic_block:
         raise RuntimeError("an outbound event is written in the transaction of its ledger write only")
     order = change.order
-    public_id = EVENT_ID_PREFIX + secrets.token_hex(13)
-    event = OutboundEvent(
-        public_id=public_id, type=change.type, partner=order.partner, uniq_id=order.uniq_id, order=order,
-        body=body(change, delivery_id),
-    )
-    rows.insert(event)
-    return event
+    now = connection.ops.adapt_datetimefield_value(timezone.now())
+    with connection.cursor() as cursor:
+        cursor.execute(_insert_sql(connection), [
+            EVENT_ID_PREFIX + secrets.token_hex(13), change.type, order.partner, order.uniq_id, order.pk,
+            body(change, delivery_id), now, OutboundEvent.State.PENDING, now,
+        ])
+
+
+def _insert_sql(connection) -> str:
+    quote = connection.ops.quote_name
+    return (f"INSERT INTO {quote(OutboundEvent._meta.db_table)} (public_id, type, partner, uniq_id, order_id, body, "
+            "created_at, state, attempts, next_attempt_at, last_error) "
+            "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, 0, %s, '')")
 
 
 def body(change: Change, delivery_id: int | None) -> str:
