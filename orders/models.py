@@ -303,8 +303,10 @@ class OutboundEvent(models.Model):
         verbose_name_plural = _("outbound events")
         indexes = [
             # The sender walks the undelivered events in write order (id), and the backlog counts them and
-            # dates the oldest; nearly every row is delivered, so this keeps both to the few that are not.
-            # The admin lists events newest first by id (the write order), filtered by state through it too.
+            # dates the oldest; nearly every row is delivered, so this keeps both to the few that are not. The
+            # per-order rule needs no index of its own: walking in id order, the sender holds an order back at
+            # its first event that cannot go (orders.sender). The admin lists events newest first by id, filtered
+            # by state through this index too.
             models.Index(fields=["state", "id"], name="outbound_state_id"),
         ]
 
