@@ -232,6 +232,7 @@ def test_rerun_with_force_offers_current_values_keeps_secrets_and_a_backup(env_f
     answer(child, r"Send alerts from \[epnhook@webhook\.example\.com\]: ", "")
     answer(child, r"EPN.bz API client id \(empty: none\): ", "")
     answer(child, r"Admitad API client id \(empty: none\): ", "")
+    answer(child, r"The site's endpoint \(empty: none\): ", "")
     child.expect("exists and uses utf8mb4")
     answer(child, r"Send a test email to the alert addresses now\? \[Y/n\]: ", "n")
     answer(child, r"Create an admin \(superuser\) account now\? \[Y/n\]: ", "n")
@@ -242,6 +243,7 @@ def test_rerun_with_force_offers_current_values_keeps_secrets_and_a_backup(env_f
     new = read_env(env_file)
     for key in ("SECRET_KEY", "WEBHOOK_SECRET_TOKEN", "DATABASE_URL", "DOMAIN", "ADMINS"):
         assert new[key] == old[key], key
+    assert "OUTBOUND_URL" not in new  # no endpoint was given
     assert new["EMAIL_URL"] == "anymail://mailgun" and new["ANYMAIL_API_KEY"] == "key-123-mailgun"
     assert new["LOG_FORMAT"] == "json"  # a line the wizard does not manage is carried over
     assert "ALLOWED_HOSTS" not in new  # derived from DOMAIN now
@@ -550,6 +552,7 @@ def test_a_user_without_rights_gets_the_sql_for_the_dba_then_can_retry(env_file,
     answer(child, r"Send alerts from .*: ", "")
     answer(child, r"EPN.bz API client id \(empty: none\): ", "")
     answer(child, r"Admitad API client id \(empty: none\): ", "")
+    answer(child, r"The site's endpoint \(empty: none\): ", "")
     # No offer to create: the user may not. The operator is told what to ask for, and may try again.
     child.expect(r"limited may not create it\. Ask your database administrator to run: "
                  r"CREATE DATABASE `epnhook_scoped` CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci; "
