@@ -8,6 +8,7 @@ from decimal import Decimal
 
 import pytest
 from django.core import mail
+from django.core.management import CommandError, call_command
 from django.db import transaction
 from django.utils import timezone
 
@@ -15,6 +16,7 @@ from orders import alerts, health, outbox
 from orders.ingest import ingest, replay_delivery, store
 from orders.models import Delivery, Order, OutboundAttempt, OutboundEvent
 from orders.sender import Sender, parse_retry_after
+from orders.sender import exclusive as sender_lock
 from partners.epn_bz import EpnBz
 from tests.factories import load_settings, raw_get
 from tests.webhook_receiver import SECRET, Receiver
@@ -274,3 +276,17 @@ def test_a_good_configuration_loads():
     assert result.returncode == 0, result.stderr
     assert result.stdout.splitlines() == ["http://127.0.0.1:9/hook",
                                           "[0.0, 5.0, 300.0, 1800.0, 7200.0, 18000.0, 36000.0, 36000.0]"]
+
+
+def test_one_sender_at_a_time(outbound, capsys):
+    ingest(raw_get(uniq_id="A"))
+    with sender_lock() as mine:
+        assert mine
+        with pytest.raises(CommandError, match="another deliver_events is running"):
+            call_command("deliver_events", "--once")
+        with sender_lock() as second:
+            assert not second
+    assert outbound.delivered == []
+    call_command("deliver_events", "--once")
+    assert "delivered 1, failed attempts 0" in capsys.readouterr().out
+    assert outbound.statuses() == {("epn_bz", "A"): ["waiting"]}
