@@ -14,10 +14,15 @@ What it does, in order:
 5. runs bench/admin_pages.py (admin page timings) and bench/api_pages.py (read API page timings) on
    the same data set, unless --admin 0, and appends their tables.
 
+With --outbox, our service runs a second time in the rotation, as `epnhook-outbox`: OUTBOUND_URL set, so every
+postback also writes its outbound event (nothing sends them: the cost measured is the write path's), with
+its ratio to `epnhook` and the event count checked (one per order).
+
 Exit status 1 when any request failed or any postback sent is missing: correctness is not noise.
 """
 
 import argparse
+import base64
 import os
 import platform
 import secrets
@@ -218,7 +223,7 @@ def count_stored(db: PrivateMariaDB, database: str, runs: list[LoadRun], ours: b
     result = {"sent": sum(run.sent for run in runs), "acknowledged": sum(run.acknowledged for run in runs),
               "stored": 0}
     if ours:
-        result["deliveries"] = result["with_delivery"] = 0
+        result["deliveries"] = result["with_delivery"] = result["events"] = 0
     connection = pymysql.connect(host="127.0.0.1", port=db.port, user="root", database=database)
     try:
         with connection.cursor() as cursor:
@@ -232,6 +237,9 @@ def count_stored(db: PrivateMariaDB, database: str, runs: list[LoadRun], ours: b
                     stored, deliveries, with_delivery = cursor.fetchone()
                     result["deliveries"] += deliveries
                     result["with_delivery"] += with_delivery
+                    # Each new order's first status is a change of its current status: one event each.
+                    cursor.execute("SELECT COUNT(*) FROM orders_outboundevent WHERE uniq_id LIKE %s", [pattern])
+                    result["events"] += cursor.fetchone()[0]
                 else:
                     cursor.execute("SELECT COUNT(*) FROM webhook_events WHERE uniq_id LIKE %s", [pattern])
                     (stored,) = cursor.fetchone()
@@ -262,10 +270,17 @@ def machine_lines(db: PrivateMariaDB) -> list[str]:
 
 
 RECEIVERS = ("baseline", "baseline-threadpool", "epnhook")
+OUTBOX = "epnhook-outbox"
+# The outbound events' promise: configuring an endpoint costs a postback at most this much more.
+OUTBOX_BUDGET = 1.10
+
+
+def receivers(args) -> tuple[str, ...]:
+    return RECEIVERS + (OUTBOX,) if args.outbox else RECEIVERS
 
 
 def report(args, runs: list[LoadRun], checks: dict, idle_rss: dict, db: PrivateMariaDB) -> tuple[str, bool]:
-    by_receiver = {name: [r for r in runs if r.receiver == name] for name in RECEIVERS}
+    by_receiver = {name: [r for r in runs if r.receiver == name] for name in receivers(args)}
     lines = ["## Ingest: epnhook against the baseline", "", *machine_lines(db),
              f"- load: wrk, {args.wrk_threads} thread(s), {args.connections} connections, closed loop, a unique GET "
              f"postback per request; {args.rounds} rounds of {args.duration} s per receiver, the order rotating "
@@ -282,7 +297,7 @@ def report(args, runs: list[LoadRun], checks: dict, idle_rss: dict, db: PrivateM
               "| receiver | req/s | p50 ms | p99 ms | errors | sent | acknowledged | stored | lost | RSS idle "
               "| RSS under load |",
               "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
-    for name in RECEIVERS:
+    for name in receivers(args):
         check, own = checks[name], by_receiver[name]
         stored = f"{check['stored']}" + (f" orders + {check['deliveries']} deliveries" if "deliveries" in check else "")
         lines.append(f"| {name} | {statistics.median(r.rps for r in own):.0f} | "
@@ -298,6 +313,7 @@ def report(args, runs: list[LoadRun], checks: dict, idle_rss: dict, db: PrivateM
                         statistics.median(ours.p99_ms / other.p99_ms for other, ours in pairs)]
         lines.append(f"| **epnhook / {base}** | **{ratios[base][0]:.2f}x** | **{ratios[base][1]:.2f}x** | "
                      f"**{ratios[base][2]:.2f}x** | | | | | | | |")
+    outbox_lines = outbox_report(by_receiver, checks) if args.outbox else []
     errors = sum(r.errors for r in by_receiver["epnhook"])
     lost = checks["epnhook"]["lost"]
     rps_ratio, _, p99_ratio = ratios["baseline"]
@@ -311,9 +327,29 @@ def report(args, runs: list[LoadRun], checks: dict, idle_rss: dict, db: PrivateM
               "on the event loop); "
               "'baseline-threadpool' is the same code with its database calls in a thread pool.", "",
               "Targets (against 'baseline'): " + "; ".join(f"{name}: {'met' if ok else 'NOT met'}"
-                                                           for name, ok in targets), ""]
+                                                           for name, ok in targets), "", *outbox_lines]
     all_correct = all(r.errors == 0 for r in runs) and all(check["lost"] == 0 for check in checks.values())
+    if args.outbox:
+        # Every postback is a new order: each must have written exactly its event, or the outbox lost one.
+        all_correct = all_correct and checks[OUTBOX]["events"] == checks[OUTBOX]["stored"]
     return "\n".join(lines), all_correct
+
+
+def outbox_report(by_receiver: dict, checks: dict) -> list[str]:
+    """`epnhook-outbox` against `epnhook` in the same rounds: medians of the per-round ratios."""
+    pairs = list(zip(by_receiver["epnhook"], by_receiver[OUTBOX], strict=True))
+    rps = statistics.median(outbox.rps / plain.rps for plain, outbox in pairs)
+    p99 = statistics.median(outbox.p99_ms / plain.p99_ms for plain, outbox in pairs)
+    cpu = statistics.median((outbox.cpu["server"] / outbox.rps) / (plain.cpu["server"] / plain.rps)
+                            for plain, outbox in pairs)
+    check = checks[OUTBOX]
+    return ["## Outbound events: the cost of an endpoint configured", "",
+            "| epnhook-outbox / epnhook | req/s | p99 ms | server CPU ms/request | events written | orders |",
+            "|---|---:|---:|---:|---:|---:|",
+            f"| ratio | {rps:.3f}x | {p99:.3f}x | {cpu:.3f}x | {check['events']} | {check['stored']} |", "",
+            f"Target: an endpoint costs at most {OUTBOX_BUDGET - 1:.0%} (server CPU per request, the figure least "
+            f"disturbed by the machine's noise): {'met' if cpu <= OUTBOX_BUDGET else 'NOT met'}; throughput "
+            f"{'within' if rps >= 1 / OUTBOX_BUDGET else 'NOT within'} it.", ""]
 
 
 # --- main --------------------------------------------------------------------------------------------
@@ -336,6 +372,9 @@ def parse_args():
     parser.add_argument("--connections", type=int, default=32)
     parser.add_argument("--wrk-threads", type=int, default=1)
     parser.add_argument("--admin", type=int, default=1, help="0 skips the admin page timings (3M generated rows)")
+    parser.add_argument("--outbox", action="store_true",
+                        help="also run our service with OUTBOUND_URL set (events written, none sent), against it "
+                             "without, in the same rounds")
     parser.add_argument("--workdir", type=Path, default=ROOT / "var" / "bench")
     parser.add_argument("--report", type=Path, default=ROOT / "var" / "bench" / "report.md")
     return parser.parse_args()
@@ -354,7 +393,7 @@ def main() -> int:
     services: list[Service] = []
     try:
         db.start()
-        for name in ("bench_epnhook", "bench_baseline", "bench_baseline_threadpool"):
+        for name in ("bench_epnhook", "bench_epnhook_outbox", "bench_baseline", "bench_baseline_threadpool"):
             db.sql(f"DROP DATABASE IF EXISTS {name}; CREATE DATABASE {name} CHARACTER SET utf8mb4 "
                    "COLLATE utf8mb4_unicode_ci")
         token = secrets.token_urlsafe(32)
@@ -365,6 +404,16 @@ def main() -> int:
         plan = {"epnhook": (Service("epnhook", [str(BIN / "gunicorn"), "-c", "gunicorn.conf.py", "epnhook.wsgi"],
                                     {**ours_env, "GUNICORN_BIND": f"127.0.0.1:{port}"}, port, "/health",
                                     runs_dir / "gunicorn.log"), token)}
+        if args.outbox:
+            port = free_port()
+            outbox_env = {**ours_env, "DATABASE_URL": db.url("bench_epnhook_outbox"),
+                          "OUTBOUND_URL": "https://site.invalid/hook",
+                          "OUTBOUND_SECRET": "whsec_" + base64.b64encode(secrets.token_bytes(32)).decode()}
+            subprocess.run([sys.executable, "manage.py", "migrate", "--noinput", "-v0"], cwd=ROOT, env=outbox_env,
+                           check=True)
+            plan[OUTBOX] = (Service(OUTBOX, [str(BIN / "gunicorn"), "-c", "gunicorn.conf.py", "epnhook.wsgi"],
+                                    {**outbox_env, "GUNICORN_BIND": f"127.0.0.1:{port}"}, port, "/health",
+                                    runs_dir / "gunicorn-outbox.log"), token)
         for name, calls in (("baseline", "inline"), ("baseline-threadpool", "threadpool")):
             port, baseline_token = free_port(), secrets.token_urlsafe(32)
             env = {**os.environ, "BASELINE_DATABASE": db.url(f"bench_{name.replace('-', '_')}"),
@@ -382,17 +431,18 @@ def main() -> int:
                     for service, service_token in plan.values()]
         runs = []
         for round_number in range(1, args.rounds + 1):
-            shift = (round_number - 1) % len(RECEIVERS)
-            for name in RECEIVERS[shift:] + RECEIVERS[:shift]:
+            names = receivers(args)
+            shift = (round_number - 1) % len(names)
+            for name in names[shift:] + names[:shift]:
                 service, service_token = plan[name]
                 run = drive(service, service_token, str(round_number), args.duration, args, db, runs_dir)
                 print(f"round {round_number} {name}: {run.rps:.0f} req/s, p50 {run.p50_ms:.1f} ms, "
                       f"p99 {run.p99_ms:.1f} ms, errors {run.errors}", flush=True)
                 runs.append(run)
         checks = {}
-        for name in RECEIVERS:
+        for name in receivers(args):
             own = [run for run in warmups + runs if run.receiver == name]
-            checks[name] = verify(db, f"bench_{name.replace('-', '_')}", own, ours=name == "epnhook")
+            checks[name] = verify(db, f"bench_{name.replace('-', '_')}", own, ours=name.startswith("epnhook"))
         text, correct = report(args, runs, checks, idle_rss, db)
         for service in services:
             service.stop()

@@ -5,9 +5,11 @@ This is the only module that reads the environment. Every variable is listed, wi
 file named by ENV_FILE (default: `.env` beside manage.py). Bad values fail at start-up, loudly.
 """
 
+import base64
 import importlib.util
 import ipaddress
 import secrets
+import urllib.parse
 from pathlib import Path
 
 import environ
@@ -330,6 +332,50 @@ HEALTH_DATABASE_SLOW_MS = env.int("HEALTH_DATABASE_SLOW_MS", default=500)
 DELIVERY_RETENTION_DAYS = env.int("DELIVERY_RETENTION_DAYS", default=180)
 if DELIVERY_RETENTION_DAYS < 1:
     raise ImproperlyConfigured("DELIVERY_RETENTION_DAYS must be at least 1.")
+
+# --- Outbound events for the site (orders.outbox, manage.py deliver_events) -------------------------
+# The site's endpoint; empty: no event is written at all. https, or http to this host only (a receiver on
+# the same machine): anything else would send the ledger and its signatures over the open network.
+OUTBOUND_URL = env.str("OUTBOUND_URL", default="")
+# The signing secret, as Standard Webhooks has it: "whsec_" + base64 of 24 to 64 random bytes.
+OUTBOUND_SECRET = env.str("OUTBOUND_SECRET", default="")
+# Seconds the sender waits for the site's answer before counting the attempt as failed.
+OUTBOUND_TIMEOUT = env.float("OUTBOUND_TIMEOUT", default=5.0)
+# Seconds before each attempt at an event: the first, then each retry; after the last the event is failed.
+OUTBOUND_RETRY_SCHEDULE = env.list("OUTBOUND_RETRY_SCHEDULE",
+                                   default=["0", "5", "300", "1800", "7200", "18000", "36000", "36000"])
+
+
+def _outbound_secret_bytes(secret: str) -> bytes:
+    prefix = "whsec_"
+    if not secret.startswith(prefix):
+        raise ImproperlyConfigured("OUTBOUND_SECRET must be 'whsec_' + base64 (manage.py setup can make one).")
+    try:
+        key = base64.b64decode(secret[len(prefix):], validate=True)
+    except ValueError:
+        raise ImproperlyConfigured("OUTBOUND_SECRET is not valid base64 after 'whsec_'.") from None
+    if not 24 <= len(key) <= 64:
+        raise ImproperlyConfigured(f"OUTBOUND_SECRET must hold 24 to 64 bytes, not {len(key)}.")
+    return key
+
+
+if OUTBOUND_SECRET:
+    _outbound_secret_bytes(OUTBOUND_SECRET)
+if OUTBOUND_URL:
+    if not OUTBOUND_SECRET:
+        raise ImproperlyConfigured("OUTBOUND_URL is set without OUTBOUND_SECRET: events must be signed.")
+    _outbound = urllib.parse.urlsplit(OUTBOUND_URL)
+    _loopback = _outbound.hostname in ("localhost", "127.0.0.1", "::1")
+    if not (_outbound.hostname and (_outbound.scheme == "https" or (_outbound.scheme == "http" and _loopback))):
+        raise ImproperlyConfigured("OUTBOUND_URL must be an https:// URL (http:// only to this host).")
+try:
+    OUTBOUND_RETRY_SCHEDULE = [float(_delay) for _delay in OUTBOUND_RETRY_SCHEDULE]
+except ValueError:
+    OUTBOUND_RETRY_SCHEDULE = []
+if not OUTBOUND_RETRY_SCHEDULE or not all(0 <= _delay < float("inf") for _delay in OUTBOUND_RETRY_SCHEDULE):
+    raise ImproperlyConfigured("OUTBOUND_RETRY_SCHEDULE must be a list of seconds (0 or more), e.g. 0,5,300.")
+if not 0 < OUTBOUND_TIMEOUT <= 60:
+    raise ImproperlyConfigured("OUTBOUND_TIMEOUT must be above 0 and at most 60 seconds.")
 
 # --- Reconciliation with the networks' own APIs (manage.py reconcile) --------------------------------
 # A network is reconciled when its API client id and secret are both set. The base URLs exist so that

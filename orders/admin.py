@@ -47,8 +47,8 @@ from django.views.decorators.http import require_POST
 from partners.base import Extra, ExtraKind, OrderStatus
 from partners.registry import PARTNERS, find_partner, partner_choices
 
-from . import reconcile
-from .models import Delivery, Order, ReconcileRun
+from . import outbox, reconcile
+from .models import Delivery, Order, OutboundAttempt, OutboundEvent, ReconcileRun
 from .replay import ReplaySummary, replay_deliveries
 from .templatetags.orders_admin import money
 
@@ -87,6 +87,11 @@ RUN_STATE_COLOURS = {
     ReconcileRun.State.RUNNING: "#1d4ed8",
     ReconcileRun.State.SUCCEEDED: "#15803d",
     ReconcileRun.State.FAILED: "#b91c1c",
+}
+EVENT_STATE_COLOURS = {
+    OutboundEvent.State.PENDING: "#b45309",
+    OutboundEvent.State.DELIVERED: "#15803d",
+    OutboundEvent.State.FAILED: "#b91c1c",
 }
 OUTCOME_COLOURS = {
     Delivery.Outcome.CREATED: "#15803d",
@@ -357,6 +362,12 @@ RUN_ROWS = RowNames(
     _("Reconciliation runs"),
     ngettext_lazy("%(count)s run", "%(count)s runs", "count"),
     _("more than %(limit)s runs"),
+)
+
+EVENT_ROWS = RowNames(
+    _("Outbound events"),
+    ngettext_lazy("%(count)s event", "%(count)s events", "count"),
+    _("more than %(limit)s events"),
 )
 
 
@@ -902,6 +913,82 @@ class ReconcileRunAdmin(FastListMixin, admin.ModelAdmin):
 
 def _admin_link(name: str, pk) -> str:
     return format_html('<a href="{}">#{}</a>', reverse(name, args=[pk]), pk) if pk else "-"
+
+
+class OutboundAttemptInline(admin.TabularInline):
+    model = OutboundAttempt
+    fields = ("at", "status_code", "error", "duration_ms")
+    readonly_fields = fields
+    ordering = ("-pk",)
+    extra = 0
+    can_delete = False
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(OutboundEvent)
+class OutboundEventAdmin(FastListMixin, admin.ModelAdmin):
+    """The events for the site (orders.outbox), newest first, with their attempts; the backlog above the list.
+    Staff who may change events resend them (a failed one releases the later events of its order)."""
+
+    date_field = "created_at"
+    list_display = ("public_id", "created_at", "type", "partner", "uniq_id", "state_badge", "attempts",
+                    "next_attempt_at", "short_error")
+    list_filter = ("state", "type", PartnerFilter)
+    # By id, the write order: with the state filter too, a range of the (state, id) index.
+    ordering = ("-pk",)
+    search_fields = ("=public_id",)
+    actions = ("resend",)
+    change_list_template = "admin/orders/outboundevent/change_list.html"
+    fields = ("public_id", "type", "partner", "uniq_id", "order_link", "created_at", "state_badge", "attempts",
+              "next_attempt_at", "delivered_at", "last_error", "body_pretty")
+    readonly_fields = fields
+    inlines = (OutboundAttemptInline,)
+
+    def row_names(self, params) -> RowNames:
+        return EVENT_ROWS
+
+    # An event is what was written with the ledger: never added, edited or deleted by hand. The change
+    # permission only decides who may resend.
+    def has_add_permission(self, request):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return obj is None and super().has_change_permission(request)
+
+    def changelist_view(self, request, extra_context=None):
+        return super().changelist_view(request, {"backlog": outbox.backlog(), **(extra_context or {})})
+
+    @admin.display(description=_("state"))
+    def state_badge(self, event):
+        return badge(event.get_state_display(), EVENT_STATE_COLOURS[event.state])
+
+    @admin.display(description=_("last error"))
+    def short_error(self, event):
+        return event.last_error[:80]
+
+    @admin.display(description=_("order"))
+    def order_link(self, event):
+        return _admin_link("admin:orders_order_change", event.order_id)
+
+    @admin.display(description=_("body"))
+    def body_pretty(self, event):
+        return pretty_json(json.loads(event.body))
+
+    @admin.action(description=_("Resend the selected events"), permissions=["change"])
+    def resend(self, request, queryset):
+        count = outbox.resend(queryset)
+        self.message_user(request, ngettext_lazy(
+            "%(count)s event will be sent again, with its webhook id unchanged.",
+            "%(count)s events will be sent again, with their webhook ids unchanged.", "count") % {"count": count},
+            messages.SUCCESS)
 
 
 # The read API's keys (a module of their own: orders.apikeys_admin).

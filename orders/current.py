@@ -6,6 +6,8 @@ reorder postbacks, so arrival order alone does not tell the truth: a late `waiti
 arrived in; otherwise the later arrival wins (created_at, then id, break ties).
 """
 
+from typing import NamedTuple
+
 from django.db import connection
 
 from partners.base import FINAL_STATUSES
@@ -13,9 +15,17 @@ from partners.base import FINAL_STATUSES
 from .models import Order, OrderVersion
 
 
-def refresh_current(partner: str, uniq_id: str) -> int | None:
-    """Set is_current on exactly one row of the order and return its pk; call inside the transaction
-    that inserted a row.
+class Current(NamedTuple):
+    """The order's current row, and the status of the row that ranks next: when `pk` is the row just
+    inserted, that is the status that was current before it (None for the order's first status)."""
+
+    pk: int | None
+    previous_status: str | None
+
+
+def refresh_current(partner: str, uniq_id: str) -> Current:
+    """Set is_current on exactly one row of the order and return it (see Current); call inside the
+    transaction that inserted a row.
 
     Two transactions that each insert a status of the same order must not both decide from what they
     alone see, or both would leave their own row current. So each first writes the order's one
@@ -37,20 +47,21 @@ def refresh_current(partner: str, uniq_id: str) -> int | None:
     with connection.cursor() as cursor:
         cursor.execute(_bump_version_sql(), [partner, uniq_id])
         cursor.execute(
-            f"SELECT id, is_current FROM {quote(Order._meta.db_table)} WHERE partner = %s AND uniq_id = %s"
+            f"SELECT id, is_current, order_status FROM {quote(Order._meta.db_table)}"
+            " WHERE partner = %s AND uniq_id = %s"
             f" ORDER BY order_status IN ({finals}) DESC, created_at DESC, id DESC",
             [partner, uniq_id, *FINAL_STATUSES],
         )
         rows = cursor.fetchall()
     if not rows:
-        return None
+        return Current(None, None)
     current_pk = rows[0][0]
-    stale = [pk for pk, is_current in rows[1:] if is_current]
+    stale = [pk for pk, is_current, _status in rows[1:] if is_current]
     if stale:
         Order.objects.filter(pk__in=stale).update(is_current=False)
     if not rows[0][1]:
         Order.objects.filter(pk=current_pk).update(is_current=True)
-    return current_pk
+    return Current(current_pk, rows[1][2] if len(rows) > 1 else None)
 
 
 def _bump_version_sql() -> str:

@@ -26,8 +26,8 @@ from django.utils import timezone
 
 from partners.models import NetworkToken
 
-from . import alerts, dberrors, spool, spooldrain
-from .models import Delivery, ReconcileRun
+from . import alerts, dberrors, outbox, spool, spooldrain
+from .models import Delivery, OutboundEvent, ReconcileRun
 from .operations import discard_connection, refresh_connection
 
 log = logging.getLogger("epnhook.health")
@@ -35,6 +35,9 @@ log = logging.getLogger("epnhook.health")
 OK, WARNING, CRITICAL = 0, 1, 2
 LEVELS = {OK: "ok", WARNING: "warning", CRITICAL: "critical"}
 SKIPPED = "skipped"
+# An undelivered event older than this means the site has not taken events for a while: the retry schedule's
+# first four attempts (immediately, 5 s, 5 min, 30 min) are behind it.
+OUTBOX_BACKLOG_WARNING = timedelta(minutes=40)
 # Mail backends that never deliver a message to anybody.
 UNDELIVERED_BACKENDS = {
     "django.core.mail.backends.console.EmailBackend": "prints alerts to the console",
@@ -103,8 +106,10 @@ def run_checks(*, now: datetime | None = None) -> HealthReport:
     if database_up:
         checks += _guarded_many("last postback", lambda: check_last_postbacks(now or timezone.now()))
         checks += _guarded_many("last reconcile", lambda: check_last_reconciles(now or timezone.now()))
+        checks.append(_guarded("outbound events", lambda: check_outbox(now or timezone.now())))
     else:
         checks.append(_skipped("last postback"))
+        checks.append(_skipped("outbound events"))
         if settings.RECONCILE_APIS:
             checks.append(_skipped("last reconcile"))
     checks.append(_guarded("mail", check_mail))
@@ -265,6 +270,29 @@ def _last_reconcile(partner: str, now: datetime) -> Check:
     if age_hours > hours:
         return Check(name, WARNING, f"{message}, over {hours:g} h{why}", data)
     return Check(name, OK, message, data)
+
+
+def check_outbox(now: datetime) -> Check:
+    """Events the site has not taken: a failed one (it holds its order's later events back until resent),
+    or an old backlog (the site, or deliver_events, has been down)."""
+    backlog = outbox.backlog()
+    failed = OutboundEvent.objects.filter(state=OutboundEvent.State.FAILED).count() if backlog.count else 0
+    data = {"backlog": backlog.count, "failed": failed,
+            "oldest": backlog.oldest.isoformat() if backlog.oldest else None}
+    if not backlog.count:
+        return Check("outbound events", OK, "all delivered" if settings.OUTBOUND_URL else "off (OUTBOUND_URL unset)",
+                     data)
+    message = (f"{backlog.count} undelivered, the oldest written "
+               f"{timezone.localtime(backlog.oldest):%Y-%m-%d %H:%M %Z}")
+    if failed:
+        return Check("outbound events", WARNING, f"{failed} failed after every retry; resend them in the admin "
+                                                 f"once the site answers ({message})", data)
+    if not settings.OUTBOUND_URL:
+        return Check("outbound events", WARNING, f"{message}, and OUTBOUND_URL is unset: nothing sends them", data)
+    if now - backlog.oldest > OUTBOX_BACKLOG_WARNING:
+        return Check("outbound events", WARNING, f"{message}: is deliver_events running, does the site answer?",
+                     data)
+    return Check("outbound events", OK, message, data)
 
 
 def check_mail() -> Check:

@@ -9,7 +9,9 @@ Contract of `ingest(raw)`:
   INGEST_DEADLINE seconds; when that runs out the request is written durably to the spool,
   the admins are alerted (throttled), and the result is `spooled` (`unavailable`, with its own
   alert, if the spool cannot be written either);
-- a bug of ours is recorded as an `error` Delivery (where the database allows) and re-raised.
+- a bug of ours is recorded as an `error` Delivery (where the database allows) and re-raised;
+- with OUTBOUND_URL set, a write that moves the order's current status, or newly flags a money conflict,
+  also writes its outbound event (orders.outbox), in the same transaction, whatever the source.
 
 Every write of the ledger (Order) and of the delivery log (Delivery) is made here: `ingest` and
 `store` for a request, `replay_delivery` for a stored delivery read again, `record_failure` for our
@@ -35,7 +37,7 @@ from partners.api import load_record, plain
 from partners.base import ParsedOrder, PayloadError
 from partners.registry import get_partner
 
-from . import alerts, dberrors, rows, spool
+from . import alerts, dberrors, outbox, rows, spool
 from .current import refresh_current
 from .models import Delivery, Order, ReconcileRun
 from .payload import payload_params
@@ -114,9 +116,11 @@ def store(raw: RawRequest, *, spool_id: str | None = None, reconcile_run: Reconc
                                         error=error.message, error_field=error.field or "")
         return _invalid(error, delivery.pk)
     with transaction.atomic():
-        order, outcome, conflicts = save_order(raw.partner, parsed, params, raw.received_at)
+        order, outcome, conflicts, change = save_order(raw.partner, parsed, params, raw.received_at)
         delivery = _create_delivery(raw, outcome, spool_id=spool_id, reconcile_run=reconcile_run, order=order,
                                     conflict_fields=list(conflicts))
+        if change:
+            outbox.record(change, delivery.pk)
     return IngestResult(outcome, delivery.pk, order.pk, conflict_fields=conflicts, **_key(parsed))
 
 
@@ -157,13 +161,15 @@ def replay_delivery(delivery: Delivery, *, dry_run: bool = False) -> IngestResul
         )
         return _invalid(error, delivery.pk)
     with transaction.atomic():
-        order, outcome, conflicts = save_order(delivery.partner, parsed, params, delivery.received_at)
+        order, outcome, conflicts, change = save_order(delivery.partner, parsed, params, delivery.received_at)
         result = _as_replay_of(delivery, IngestResult(outcome, order_id=order.pk, conflict_fields=conflicts,
                                                       **_key(parsed)))
         Delivery.objects.filter(pk=delivery.pk).update(
             outcome=result.outcome, order=order, conflict_fields=list(conflicts), error="", error_field="",
             replayed_at=timezone.now(),
         )
+        if change:
+            outbox.record(change, delivery.pk)
     return result
 
 
@@ -191,8 +197,11 @@ def read_postback(raw: RawRequest) -> tuple[dict, ParsedOrder]:
 
 
 def save_order(partner: str, parsed: ParsedOrder, params: dict, received_at: datetime,
-               ) -> tuple[Order, str, tuple[str, ...]]:
+               ) -> tuple[Order, str, tuple[str, ...], outbox.Change | None]:
     """Insert the order event, or find the stored one if this key was seen; runs inside a transaction.
+    Returns the order, the outcome, the money fields in conflict, and (when events are enabled) the change
+    the site must hear of: the order's current status moved, or a conflict was newly flagged. The caller
+    records it (orders.outbox) in the same transaction, once the delivery it names is written.
 
     The order is dated by when its postback arrived (`received_at`), not when it was written: a
     postback stored from the spool or by a replay keeps its place among the order's statuses.
@@ -213,13 +222,19 @@ def save_order(partner: str, parsed: ParsedOrder, params: dict, received_at: dat
             raise
     else:
         # A new row may change which status of this order is current; same transaction as the insert.
-        order.is_current = refresh_current(partner, parsed.uniq_id) == order.pk
-        return order, Delivery.Outcome.CREATED, ()
+        current = refresh_current(partner, parsed.uniq_id)
+        order.is_current = current.pk == order.pk
+        # A row that does not become current (a late `waiting` after `completed`) moves nothing.
+        change = outbox.Change.status_changed(order, current.previous_status) if (
+            order.is_current and outbox.enabled()) else None
+        return order, Delivery.Outcome.CREATED, (), change
     conflicts = _conflicts(order, parsed)
+    change = None
     if conflicts and not order.has_conflict:
         Order.objects.filter(pk=order.pk).update(has_conflict=True)
         order.has_conflict = True
-    return order, Delivery.Outcome.DUPLICATE, conflicts
+        change = outbox.Change.conflict(order, parsed, conflicts) if outbox.enabled() else None
+    return order, Delivery.Outcome.DUPLICATE, conflicts, change
 
 
 def _key(parsed: ParsedOrder) -> dict:

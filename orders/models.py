@@ -301,3 +301,70 @@ class ApiKey(models.Model):
 
     def __str__(self):
         return f"{self.consumer} ({self.prefix}…)"
+
+class OutboundEvent(models.Model):
+    """One event for the site (orders.outbox): a change of an order's current status, or a newly flagged money
+    conflict, written in the transaction that wrote the ledger, and sent by `manage.py deliver_events`.
+
+    The body is kept as the exact text that is signed and sent, so that every retry and every resend carries
+    the very same bytes under the same `public_id` (the `webhook-id` by which the receiver drops repeats).
+    """
+
+    class Type(models.TextChoices):
+        STATUS_CHANGED = "order.status_changed", _("status changed")
+        CONFLICT = "order.conflict", _("money conflict")
+
+    class State(models.TextChoices):
+        PENDING = "pending", _("pending")
+        DELIVERED = "delivered", _("delivered")
+        FAILED = "failed", _("failed")
+
+    public_id = models.CharField(_("webhook id"), max_length=40, unique=True)
+    type = models.CharField(_("event type"), max_length=32, choices=Type.choices)
+    # The order's key: one order's events are sent in the order of their ids, each after the one before.
+    partner = models.CharField(_("partner"), max_length=32)
+    uniq_id = ExactCharField(_("unique id"), max_length=MAX_TEXT_LENGTH)
+    # The order event (status row) the event tells about. PROTECT: orders are never deleted.
+    order = models.ForeignKey(Order, verbose_name=_("order"), on_delete=models.PROTECT, related_name="outbound_events")
+    body = models.TextField(_("body"))
+    created_at = models.DateTimeField(_("written"), default=timezone.now)
+    state = models.CharField(_("state"), max_length=16, choices=State.choices, default=State.PENDING)
+    attempts = models.PositiveIntegerField(_("attempts"), default=0)
+    # When the sender may try it next (a retry's delay, or the receiver's Retry-After).
+    next_attempt_at = models.DateTimeField(_("next attempt"), default=timezone.now)
+    last_error = models.TextField(_("last error"), blank=True)
+    delivered_at = models.DateTimeField(_("delivered"), null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("outbound event")
+        verbose_name_plural = _("outbound events")
+        indexes = [
+            # The sender walks the undelivered events in write order (id), and the backlog counts them and
+            # dates the oldest; nearly every row is delivered, so this keeps both to the few that are not. The
+            # per-order rule needs no index of its own: walking in id order, the sender holds an order back at
+            # its first event that cannot go (orders.sender). The admin lists events newest first by id, filtered
+            # by state through this index too.
+            models.Index(fields=["state", "id"], name="outbound_state_id"),
+        ]
+
+    def __str__(self):
+        return f"{self.public_id} {self.type}"
+
+
+class OutboundAttempt(models.Model):
+    """One try at sending an event: the receiver's HTTP status, or why there was none."""
+
+    event = models.ForeignKey(OutboundEvent, verbose_name=_("event"), on_delete=models.CASCADE,
+                              related_name="attempt_log")
+    at = models.DateTimeField(_("time"), default=timezone.now)
+    # Null when no answer came: a timeout, a refused connection, a TLS error.
+    status_code = models.PositiveSmallIntegerField(_("HTTP status"), null=True, blank=True)
+    error = models.TextField(_("error"), blank=True)
+    duration_ms = models.PositiveIntegerField(_("duration (ms)"), default=0)
+
+    class Meta:
+        verbose_name = _("delivery attempt")
+        verbose_name_plural = _("delivery attempts")
+
+    def __str__(self):
+        return f"{self.event_id} {self.status_code or self.error}"

@@ -14,6 +14,7 @@ The command is thin; this module holds the steps so that tests call them directl
 - `next_steps` says what serves the install: docker compose, or the systemd units in systemd/.
 """
 
+import base64
 import getpass
 import hashlib
 import importlib.util
@@ -36,6 +37,7 @@ from partners.tokens import webhook_urls
 # 256 bits of randomness, URL-safe: 43 characters (orders.checks.MIN_TOKEN_LENGTH).
 TOKEN_BYTES = 32
 SECRET_KEY_BYTES = 50
+OUTBOUND_SECRET_BYTES = 32
 # Django's check --deploy wants a SECRET_KEY of at least 50 characters.
 MIN_SECRET_KEY_LENGTH = 50
 DOCKER_DB_HOST = "db"
@@ -87,6 +89,9 @@ class Answers:
     tokens: list[tuple[str, str]] = field(default_factory=list)
     # The API credentials of the networks reconciled, {partner: (client id, client secret)}.
     api_credentials: dict[str, tuple[str, str]] = field(default_factory=dict)
+    # The cashback site's endpoint for outbound events, and the secret they are signed with (README).
+    outbound_url: str = ""
+    outbound_secret: str = ""
 
     @classmethod
     def from_settings(cls, settings) -> "Answers":
@@ -115,6 +120,8 @@ class Answers:
         answers.tokens = list(settings.WEBHOOK_TOKENS)
         answers.api_credentials = {partner: (config["client_id"], config["client_secret"])
                                    for partner, config in settings.RECONCILE_APIS.items()}
+        # The site verifies with the secret it was given: kept, like the webhook tokens.
+        answers.outbound_url, answers.outbound_secret = settings.OUTBOUND_URL, settings.OUTBOUND_SECRET
         return answers
 
     def read_email_url(self, email_url: str) -> None:
@@ -157,6 +164,8 @@ class Answers:
         # A fresh install gets a token for the network WEBHOOK_SECRET_TOKEN is for (EPN.bz).
         if not self.tokens:
             self.tokens = [(django_settings.WEBHOOK_SECRET_TOKEN_PARTNER, secrets.token_urlsafe(TOKEN_BYTES))]
+        if self.outbound_url and not self.outbound_secret:
+            self.outbound_secret = new_outbound_secret()
 
     def validate(self) -> None:
         """Raise SetupError naming the first answer that cannot work."""
@@ -181,6 +190,13 @@ class Answers:
         for partner, (client_id, client_secret) in self.api_credentials.items():
             if bool(client_id) != bool(client_secret):
                 raise SetupError(f"{PARTNERS[partner].name}'s API needs both its client id and its client secret.")
+        if self.outbound_url and not re.fullmatch(r"https://[^\s/?#]+(/\S*)?", self.outbound_url):
+            raise SetupError(f"{self.outbound_url!r} is not an https:// URL for the site's endpoint.")
+
+
+def new_outbound_secret() -> str:
+    """A signing secret as Standard Webhooks has it: whsec_ + base64 of 32 random bytes."""
+    return "whsec_" + base64.b64encode(secrets.token_bytes(OUTBOUND_SECRET_BYTES)).decode()
 
 
 class Prompter:
@@ -265,6 +281,17 @@ def ask_api_credentials(answers: Answers, prompter: Prompter) -> None:
         answers.api_credentials[partner] = (client_id, client_secret)
 
 
+def ask_outbound(answers: Answers, prompter: Prompter) -> None:
+    """Optional: the cashback site's endpoint for the signed outbound events (README: "Outbound events");
+    "-" removes it. A secret is generated for a new endpoint and printed at the end, for the site."""
+    prompter.write("\nOutbound events (optional): every change of an order's status, sent signed to the cashback "
+                   "site. Leave empty for none; \"-\" removes it.")
+    url = prompter.ask(f"The site's endpoint{'' if answers.outbound_url else ' (empty: none)'}", answers.outbound_url)
+    answers.outbound_url = "" if url == "-" else url
+    if not answers.outbound_url:
+        answers.outbound_secret = ""
+
+
 def ask(answers: Answers, prompter: Prompter, *, docker: bool) -> None:
     """Ask every question, offering `answers` as the defaults, until the answers validate."""
     while True:
@@ -273,6 +300,7 @@ def ask(answers: Answers, prompter: Prompter, *, docker: bool) -> None:
             ask_database(answers, prompter)
         ask_mail(answers, prompter)
         ask_api_credentials(answers, prompter)
+        ask_outbound(answers, prompter)
         try:
             answers.validate()
             return
@@ -371,6 +399,8 @@ def render_env(answers: Answers, *, docker: bool, kept_lines: list[str]) -> str:
         values["WEBHOOK_TOKENS"] = ",".join(others)
     for partner, credentials in answers.api_credentials.items():
         values.update(zip(django_settings.RECONCILE_CREDENTIAL_VARIABLES[partner], credentials, strict=True))
+    if answers.outbound_url:
+        values.update(OUTBOUND_URL=answers.outbound_url, OUTBOUND_SECRET=answers.outbound_secret)
     if answers.mail == "anymail":
         values["ANYMAIL_API_KEY"] = answers.anymail_key
         if answers.anymail_settings:

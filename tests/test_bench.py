@@ -18,7 +18,7 @@ from tests.conftest import REQUIRE_MARIADB
 pytestmark = pytest.mark.private_mariadb
 
 ROOT = Path(__file__).resolve().parent.parent
-RECEIVERS = ("baseline", "baseline-threadpool", "epnhook")
+RECEIVERS = ("baseline", "baseline-threadpool", "epnhook", "epnhook-outbox")
 
 
 @pytest.fixture(autouse=True)
@@ -33,7 +33,7 @@ def test_make_bench_stores_every_postback_it_sent_and_reports_it(tmp_path):
     report = tmp_path / "report.md"
     run = subprocess.run(
         [sys.executable, "-m", "bench.run", "--admin", "0", "--duration", "2", "--rounds", "1", "--warmup", "1",
-         "--connections", "4", "--workdir", str(tmp_path / "work"), "--report", str(report)],
+         "--connections", "4", "--outbox", "--workdir", str(tmp_path / "work"), "--report", str(report)],
         cwd=ROOT, capture_output=True, text=True, timeout=600,
     )
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
@@ -49,6 +49,9 @@ def test_make_bench_stores_every_postback_it_sent_and_reports_it(tmp_path):
         assert stored == sent >= acknowledged, row[0]
     assert re.search(r"^\| epnhook \|.* \| (\d+) orders \+ \1 deliveries \|", text, re.MULTILINE), text
     assert "**epnhook / baseline**" in text and "zero lost: met" in text
+    # With an endpoint configured, every order stored wrote its one outbound event.
+    row = re.search(r"^\| ratio \| ([\d.]+)x \| [\d.]+x \| [\d.]+x \| (\d+) \| (\d+) \|", text, re.MULTILINE)
+    assert row and float(row[1]) > 0 and int(row[2]) == int(row[3]) > 0, text
 
 
 @pytest.mark.parametrize("token", ["environment", "admin"])

@@ -87,7 +87,8 @@ def test_healthy_service_exits_0_with_a_readable_report(inbox):
     assert code == 0
     lines = output.splitlines()
     assert lines[0] == "epnhook health: OK"
-    for name in ("configuration", "database", "migrations", "spool", "spool disk", "last postback epn_bz", "mail"):
+    for name in ("configuration", "database", "migrations", "spool", "spool disk", "last postback epn_bz",
+                 "outbound events", "mail"):
         assert any(line.startswith("OK") and f" {name} " in line for line in lines), (name, output)
     assert "answered in" in output and "MiB free" in output
     assert inbox.handler.messages == []

@@ -6,6 +6,7 @@ the server of the test run, on a database of their own (<test database>_wizard) 
 """
 
 import ast
+import base64
 import io
 import os
 import re
@@ -151,6 +152,7 @@ def test_fresh_setup_in_a_terminal(env_file, wizard_database, smtp_server):
     answer(child, r"EPN.bz API client id \(empty: none\): ", EPN_CLIENT_ID)
     answer(child, r"EPN.bz API client secret: ", EPN_CLIENT_SECRET)
     answer(child, r"Admitad API client id \(empty: none\): ", "")
+    answer(child, r"The site's endpoint \(empty: none\): ", "https://site.example.com/hooks/epnhook")
     answer(child, r"does not exist. Create it \(utf8mb4\)\? \[Y/n\]: ", "y")
     answer(child, r"Send a test email to the alert addresses now\? \[Y/n\]: ", "")
     child.expect(r"Applying orders\.0001_initial\.\.\..* OK")
@@ -163,6 +165,8 @@ def test_fresh_setup_in_a_terminal(env_file, wizard_database, smtp_server):
     child.expect(r"https://webhook\.example\.com/webhook/([A-Za-z0-9_-]+)\r\n")
     token = child.match.group(1)
     child.expect(r"Admin: https://webhook\.example\.com/admin/")
+    child.expect(r"give it to the site.*\r\n +(whsec_[A-Za-z0-9+/=]+)\r\n")
+    outbound_secret = child.match.group(1)
     child.expect(pexpect.EOF)
     transcript = child.logfile_read.getvalue()
     child.close()
@@ -182,6 +186,9 @@ def test_fresh_setup_in_a_terminal(env_file, wizard_database, smtp_server):
     # The API credentials, for reconciliation; Admitad's were skipped.
     assert (values["EPN_API_CLIENT_ID"], values["EPN_API_CLIENT_SECRET"]) == (EPN_CLIENT_ID, EPN_CLIENT_SECRET)
     assert "ADMITAD_CLIENT_ID" not in values
+    # Outbound events: the endpoint, and the secret printed for the site, 32 random bytes.
+    assert values["OUTBOUND_URL"] == "https://site.example.com/hooks/epnhook"
+    assert values["OUTBOUND_SECRET"] == outbound_secret and len(base64.b64decode(outbound_secret[6:])) == 32
     # The test email went through the configured server, with the configured login.
     assert mailbox.logins == [(SMTP_USER, SMTP_PASSWORD)]
     assert sorted(mailbox.messages[0].rcpt_tos) == ["oncall@example.com", "ops@example.com"]
@@ -225,6 +232,7 @@ def test_rerun_with_force_offers_current_values_keeps_secrets_and_a_backup(env_f
     answer(child, r"Send alerts from \[epnhook@webhook\.example\.com\]: ", "")
     answer(child, r"EPN.bz API client id \(empty: none\): ", "")
     answer(child, r"Admitad API client id \(empty: none\): ", "")
+    answer(child, r"The site's endpoint \(empty: none\): ", "")
     child.expect("exists and uses utf8mb4")
     answer(child, r"Send a test email to the alert addresses now\? \[Y/n\]: ", "n")
     answer(child, r"Create an admin \(superuser\) account now\? \[Y/n\]: ", "n")
@@ -235,6 +243,7 @@ def test_rerun_with_force_offers_current_values_keeps_secrets_and_a_backup(env_f
     new = read_env(env_file)
     for key in ("SECRET_KEY", "WEBHOOK_SECRET_TOKEN", "DATABASE_URL", "DOMAIN", "ADMINS"):
         assert new[key] == old[key], key
+    assert "OUTBOUND_URL" not in new  # no endpoint was given
     assert new["EMAIL_URL"] == "anymail://mailgun" and new["ANYMAIL_API_KEY"] == "key-123-mailgun"
     assert new["LOG_FORMAT"] == "json"  # a line the wizard does not manage is carried over
     assert "ALLOWED_HOSTS" not in new  # derived from DOMAIN now
@@ -470,6 +479,32 @@ def test_api_credentials_are_optional_kept_on_a_rerun_and_removable(settings):
     assert "CLIENT" not in wizard.render_env(answers, docker=False, kept_lines=[])
 
 
+def test_outbound_events_are_optional_kept_on_a_rerun_and_removable(settings):
+    settings.OUTBOUND_URL, settings.OUTBOUND_SECRET = "https://site.example.com/hook", "whsec_" + "A" * 32
+    answers = wizard.Answers.from_settings(settings)
+    wizard.ask_outbound(answers, ScriptedPrompter(""))  # kept as it is, with its secret: the site has it
+    answers.generate_missing_secrets()
+    assert (answers.outbound_url, answers.outbound_secret) == (settings.OUTBOUND_URL, settings.OUTBOUND_SECRET)
+    wizard.ask_outbound(answers, ScriptedPrompter("-"))
+    assert "OUTBOUND" not in wizard.render_env(answers, docker=False, kept_lines=[])
+    answers = wizard.Answers(domain="webhook.example.com", admins=["ops@example.com"], mail="console",
+                             outbound_url="http://site.example.com/hook")
+    with pytest.raises(wizard.SetupError, match="is not an https:// URL"):
+        answers.validate()
+
+
+def test_non_interactive_setup_makes_a_secret_for_the_outbound_url(env_file):
+    result = run_manage(env_file, "setup", "--no-input", "--docker", "--domain", "webhook.example.com", "--admins",
+                        "ops@example.com", "--mail", "console", "--outbound-url", "https://site.example.com/hook")
+    assert result.returncode == 0, result.stderr
+    values = read_env(env_file)
+    assert values["OUTBOUND_URL"] == "https://site.example.com/hook"
+    assert values["OUTBOUND_SECRET"].startswith("whsec_") and values["OUTBOUND_SECRET"] in result.stdout
+    again = run_manage(env_file, "setup", "--no-input", "--docker", "--force")
+    assert again.returncode == 0, again.stderr
+    assert read_env(env_file)["OUTBOUND_SECRET"] == values["OUTBOUND_SECRET"]
+
+
 def test_an_api_client_id_without_its_secret_is_refused():
     answers = wizard.Answers(domain="webhook.example.com", admins=["ops@example.com"], mail="console",
                              api_credentials={"epn_bz": ("epn-id", "")})
@@ -517,6 +552,7 @@ def test_a_user_without_rights_gets_the_sql_for_the_dba_then_can_retry(env_file,
     answer(child, r"Send alerts from .*: ", "")
     answer(child, r"EPN.bz API client id \(empty: none\): ", "")
     answer(child, r"Admitad API client id \(empty: none\): ", "")
+    answer(child, r"The site's endpoint \(empty: none\): ", "")
     # No offer to create: the user may not. The operator is told what to ask for, and may try again.
     child.expect(r"limited may not create it\. Ask your database administrator to run: "
                  r"CREATE DATABASE `epnhook_scoped` CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci; "

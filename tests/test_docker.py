@@ -62,24 +62,25 @@ def test_the_schema_check_rejects_a_broken_compose_file(tmp_path):
     assert result.returncode != 0 and "restart_policy" in result.stdout + result.stderr
 
 
-def test_compose_has_web_mariadb_cron_and_traefik(compose):
+def test_compose_has_web_mariadb_cron_events_and_traefik(compose):
     services = compose["services"]
-    assert set(services) == {"traefik", "web", "cron", "db"}
+    assert set(services) == {"traefik", "web", "cron", "events", "db"}
     db = services["db"]
     assert {"--character-set-server=utf8mb4", "--collation-server=utf8mb4_unicode_ci"} <= set(db["command"])
     assert "healthcheck.sh" in db["healthcheck"]["test"]
     assert any(volume.endswith(":/var/lib/mysql") for volume in db["volumes"])
     assert services["web"]["depends_on"]["db"]["condition"] == "service_healthy"
     # Our image is built here, never pulled: a registry image of the same name must not run with our secrets.
-    assert services["web"]["pull_policy"] == "build" and services["cron"]["pull_policy"] == "never"
+    assert services["web"]["pull_policy"] == "build"
+    assert services["cron"]["pull_policy"] == services["events"]["pull_policy"] == "never"
     # The database is on an internal network only: nothing outside the application reaches it.
     assert db["networks"] == ["backend"] and compose["networks"]["backend"]["internal"] is True
     assert {"mariadb", "spool", "letsencrypt"} <= set(compose["volumes"])
 
 
-def test_web_and_cron_share_the_spool_volume_where_the_image_keeps_it(compose, dockerfile):
+def test_web_cron_and_events_share_the_spool_volume_where_the_image_keeps_it(compose, dockerfile):
     spool_dir = re.search(r"SPOOL_DIR=(\S+)", dockerfile).group(1)
-    for name in ("web", "cron"):
+    for name in ("web", "cron", "events"):
         service = compose["services"][name]
         mounts = dict(volume.split(":", 1) for volume in service["volumes"])
         assert spool_dir.startswith(mounts["spool"] + "/"), name
@@ -89,6 +90,12 @@ def test_web_and_cron_share_the_spool_volume_where_the_image_keeps_it(compose, d
 def cron_branch() -> str:
     entrypoint = (DOCKER / "entrypoint.sh").read_text()
     return entrypoint[entrypoint.index("  cron)"):entrypoint.index(";;", entrypoint.index("  cron)"))]
+
+
+def test_events_runs_the_sender_under_an_init_that_forwards_sigterm(compose):
+    events = compose["services"]["events"]
+    assert events["command"] == ["deliver_events"] and events["init"] is True
+    assert "edge" in events["networks"]  # the site is outside
 
 
 def test_cron_runs_check_health_every_minute(compose):

@@ -24,6 +24,7 @@ FLAGS = {
     "smtp_user": "SMTP user",
     "anymail_provider": "django-anymail provider, e.g. mailgun",
     "from_email": "sender address of alerts",
+    "outbound_url": "the cashback site's endpoint for outbound events, https://... (a signing secret is made)",
 }
 
 
@@ -114,6 +115,9 @@ class Command(BaseCommand):
             f"\nWebhook URLs, to paste into each network's dashboard:\n{urls}"
             f"\nAdmin: https://{answers.domain}/{settings.ADMIN_URL}\n"
         ))
+        if answers.outbound_url:
+            self.stdout.write(f"Outbound events go to {answers.outbound_url}, signed with this secret; give it to "
+                              f"the site (README: \"Outbound events\"):\n    {answers.outbound_secret}\n")
         self.stdout.write(wizard.next_steps(Path(settings.BASE_DIR), answers.domain, docker=docker))
 
     def check_database(self, answers, prompter, interactive, create_database):
