@@ -1,0 +1,134 @@
+"""The daily summary (DailySummary) behind the overview page, kept exact by recomputing whole days.
+
+An order counts once, on the day (in TIME_ZONE) its first row was received, under its current row's
+partner, currency, status and reward-ready flag. The write path does not touch the summary: a refresh
+finds the orders whose rows changed since the last refresh (the index on Order.updated_at), works out
+the days those orders belong to, and recomputes each of those days from the ledger's current rows.
+Recomputing instead of adding is what makes it exact: a duplicate, a replay or a late status changes
+the ledger's current rows, and the day is recomputed from them, so nothing counts twice or goes missing
+whatever order the postbacks came in.
+
+A transaction can commit some time after it stamped updated_at; so each refresh also looks again at
+rows stamped in the LATE_COMMIT before its previous start. Refreshes take turns on SummaryState's lock row.
+They run before the overview page renders (cheap when few orders changed) and from check_health every
+minute; `manage.py refresh_summary --all` recomputes every day (after a restore, or on first install
+with a large ledger).
+"""
+
+from collections import defaultdict
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta
+from decimal import Decimal
+
+from django.db import transaction
+from django.db.models import Min
+from django.utils import timezone
+
+from .models import DailySummary, Order, SummaryState
+
+# How long after stamping updated_at a write path transaction may still commit. Ingest's transactions
+# last milliseconds, and the database read timeout ends any statement long before this.
+LATE_COMMIT = timedelta(minutes=10)
+# Keys per IN (...) list: well under any packet or parameter limit.
+CHUNK = 500
+STATE_PK = 1
+
+
+@dataclass
+class RefreshReport:
+    days: int  # days recomputed
+    orders_changed: int  # orders (partner, uniq_id) whose rows changed since the last refresh
+
+
+def local_day(moment: datetime) -> date:
+    return timezone.localtime(moment, timezone.get_default_timezone()).date()
+
+
+def day_bounds(day: date) -> tuple[datetime, datetime]:
+    """The day's start and the next day's start, in TIME_ZONE."""
+    zone = timezone.get_default_timezone()
+    return datetime.combine(day, time(), zone), datetime.combine(day + timedelta(days=1), time(), zone)
+
+
+def refresh(*, everything: bool = False, now: datetime | None = None) -> RefreshReport:
+    """Bring DailySummary up to date with the ledger; with `everything`, recompute every day.
+
+    Serialised by the lock on SummaryState's row, held until the transaction commits: the summary
+    rows a refresh writes become visible together with the new watermark, or not at all.
+    """
+    with transaction.atomic():
+        state = _locked_state()
+        started = now or timezone.now()
+        if everything or state.refreshed_to is None:
+            first = Order.objects.aggregate(first=Min("created_at"))["first"]
+            days = _all_days(local_day(first), local_day(started)) if first else []
+            changed = None
+            DailySummary.objects.all().delete()
+        else:
+            keys = set(
+                Order.objects.filter(updated_at__gte=state.refreshed_to - LATE_COMMIT)
+                .values_list("partner", "uniq_id").distinct()
+            )
+            changed = len(keys)
+            days = sorted(_first_days(keys))
+        for day in days:
+            _recompute_day(day)
+        state.refreshed_to = started
+        state.save(update_fields=["refreshed_to"])
+    return RefreshReport(days=len(days), orders_changed=changed if changed is not None else -1)
+
+
+def _locked_state() -> SummaryState:
+    # get_or_create then lock: two first refreshes at once both try to create; one gets the unique key
+    # error inside get_or_create's savepoint and reads the row instead.
+    SummaryState.objects.get_or_create(pk=STATE_PK)
+    return SummaryState.objects.select_for_update().get(pk=STATE_PK)
+
+
+def _all_days(first: date, last: date) -> list[date]:
+    return [first + timedelta(days=offset) for offset in range((last - first).days + 1)]
+
+
+def _by_partner(keys):
+    grouped = defaultdict(list)
+    for partner, uniq_id in keys:
+        grouped[partner].append(uniq_id)
+    for partner, uniq_ids in grouped.items():
+        for start in range(0, len(uniq_ids), CHUNK):
+            yield partner, uniq_ids[start:start + CHUNK]
+
+
+def _first_days(keys) -> set[date]:
+    """The days the orders (partner, uniq_id) were first received on."""
+    days = set()
+    for partner, uniq_ids in _by_partner(keys):
+        firsts = (Order.objects.filter(partner=partner, uniq_id__in=uniq_ids).values("uniq_id")
+                  .annotate(first=Min("created_at")).values_list("first", flat=True))
+        days.update(local_day(first) for first in firsts)
+    return days
+
+
+def _recompute_day(day: date) -> None:
+    """Replace the day's summary rows with its orders as the ledger's current rows say now."""
+    start, end = day_bounds(day)
+    received = set(Order.objects.filter(created_at__gte=start, created_at__lt=end)
+                   .values_list("partner", "uniq_id").distinct())
+    groups: dict[tuple, list] = defaultdict(lambda: [0, Decimal(0)])
+    for partner, uniq_ids in _by_partner(received):
+        earlier = set(Order.objects.filter(partner=partner, uniq_id__in=uniq_ids, created_at__lt=start)
+                      .values_list("uniq_id", flat=True))
+        firsts = [uniq_id for uniq_id in uniq_ids if uniq_id not in earlier]
+        if not firsts:
+            continue
+        current = (Order.objects.filter(partner=partner, uniq_id__in=firsts, is_current=True)
+                   .values_list("currency", "order_status", "commission_fee", "extras__reward_ready"))
+        for currency, status, commission, ready in current:
+            group = groups[(partner, currency, status, ready is True)]
+            group[0] += 1
+            group[1] += commission or 0
+    DailySummary.objects.filter(day=day).delete()
+    DailySummary.objects.bulk_create(
+        DailySummary(day=day, partner=partner, currency=currency, order_status=status, reward_ready=ready,
+                     orders=count, commission=commission)
+        for (partner, currency, status, ready), (count, commission) in groups.items()
+    )
