@@ -56,8 +56,12 @@ def refresh(*, everything: bool = False, now: datetime | None = None) -> Refresh
     Serialised by the lock on SummaryState's row, held until the transaction commits: the summary
     rows a refresh writes become visible together with the new watermark, or not at all.
     """
+    # Created on its own, outside the refresh's transaction: a failed duplicate insert leaves a shared
+    # lock on the row, and two refreshes each holding one while asking for the exclusive lock below
+    # would deadlock.
+    SummaryState.objects.get_or_create(pk=STATE_PK)
     with transaction.atomic():
-        state = _locked_state()
+        state = SummaryState.objects.select_for_update().get(pk=STATE_PK)
         started = now or timezone.now()
         if everything or state.refreshed_to is None:
             first = Order.objects.aggregate(first=Min("created_at"))["first"]
@@ -70,19 +74,12 @@ def refresh(*, everything: bool = False, now: datetime | None = None) -> Refresh
                 .values_list("partner", "uniq_id").distinct()
             )
             changed = len(keys)
-            days = sorted(_first_days(keys))
+            days = sorted(_days_of(keys))
         for day in days:
             _recompute_day(day)
         state.refreshed_to = started
         state.save(update_fields=["refreshed_to"])
     return RefreshReport(days=len(days), orders_changed=changed if changed is not None else -1)
-
-
-def _locked_state() -> SummaryState:
-    # get_or_create then lock: two first refreshes at once both try to create; one gets the unique key
-    # error inside get_or_create's savepoint and reads the row instead.
-    SummaryState.objects.get_or_create(pk=STATE_PK)
-    return SummaryState.objects.select_for_update().get(pk=STATE_PK)
 
 
 def _all_days(first: date, last: date) -> list[date]:
@@ -98,13 +95,15 @@ def _by_partner(keys):
             yield partner, uniq_ids[start:start + CHUNK]
 
 
-def _first_days(keys) -> set[date]:
-    """The days the orders (partner, uniq_id) were first received on."""
+def _days_of(keys) -> set[date]:
+    """The days any row of the orders (partner, uniq_id) was received on. Among them are the day each
+    order counts on now (its first row's), and the day it counted on at the last refresh, when a late
+    row has since moved it to an earlier day."""
     days = set()
     for partner, uniq_ids in _by_partner(keys):
-        firsts = (Order.objects.filter(partner=partner, uniq_id__in=uniq_ids).values("uniq_id")
-                  .annotate(first=Min("created_at")).values_list("first", flat=True))
-        days.update(local_day(first) for first in firsts)
+        received = (Order.objects.filter(partner=partner, uniq_id__in=uniq_ids)
+                    .values_list("created_at", flat=True))
+        days.update(local_day(moment) for moment in received)
     return days
 
 
