@@ -14,7 +14,7 @@ from urllib.parse import urlencode
 
 import pytest
 from django.contrib.auth.models import User
-from django.db import connection, connections
+from django.db import connection, connections, transaction
 from django.urls import reverse
 from django.utils import timezone
 from selenium.webdriver.common.by import By
@@ -181,6 +181,38 @@ def test_concurrent_postbacks_interleaved_with_refreshes_lose_or_double_no_order
     truth = ledger_truth()
     assert summarised() == truth
     assert sum(count for count, _total in truth.values()) == 40
+
+
+@pytest.mark.mariadb
+@pytest.mark.django_db(transaction=True)
+def test_an_order_committed_after_a_refresh_began_is_counted_by_the_next():
+    """A postback's transaction that stamps its row before a refresh starts and commits after it: the
+    next refresh still finds it (LATE_COMMIT), however its clock compares."""
+    epn("E0", "waiting", days_ago=1)
+    summary.refresh()
+    inserted, refreshed, errors = threading.Event(), threading.Event(), []
+
+    def slow_postback():
+        try:
+            with transaction.atomic():
+                epn("E1", "waiting", days_ago=1)
+                inserted.set()
+                refreshed.wait(30)
+        except Exception as error:  # asserted below
+            errors.append(error)
+        finally:
+            connections.close_all()
+
+    thread = threading.Thread(target=slow_postback)
+    thread.start()
+    assert inserted.wait(30)
+    summary.refresh()  # cannot see E1 yet
+    refreshed.set()
+    thread.join(30)
+    assert not errors
+    summary.refresh()
+    assert summarised() == ledger_truth()
+    assert sum(count for count, _total in summarised().values()) == 2
 
 
 # --- the page --------------------------------------------------------------------------------------
