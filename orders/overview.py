@@ -45,7 +45,7 @@ PIPELINE_LABELS = {
 # The network whose postbacks say when the money is ready to pay out (its reward_ready extra).
 REWARD_READY_PARTNERS = ("admitad",)
 # The chart's drawing area, in SVG units (it scales to the page's width).
-CHART_WIDTH, CHART_HEIGHT = 720, 160
+CHART_WIDTH, CHART_HEIGHT = 440, 150
 HOURS = 24
 SPARK_HEIGHT = 30
 
