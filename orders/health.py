@@ -328,7 +328,9 @@ def check_conflicts() -> Check:
 def check_summary() -> Check:
     """Bring the overview's daily summary up to date (orders.summary), so that it never lags far behind
     even when nobody opens the overview."""
-    report = summary.refresh()
+    report = summary.refresh(wait=False)
+    if report.busy:
+        return Check("summary", OK, "another refresh is running", {"days": 0, "busy": True})
     return Check("summary", OK, f"{report.days} day(s) recomputed", {"days": report.days})
 
 

@@ -132,6 +132,7 @@ class Overview:
     period: int
     first_day: date
     last_day: date
+    summary_busy: bool
     charts: list[Chart]
     pipelines: list[Pipeline]
     postbacks: list[Postbacks]
@@ -147,12 +148,14 @@ class Overview:
 def build(period: int = DEFAULT_PERIOD, *, now: datetime | None = None) -> Overview:
     """Everything the page shows, for the last `period` days up to today (in TIME_ZONE)."""
     now = now or timezone.now()
-    summary.refresh(now=now)
+    # Not waiting for a refresh that is already running (check_health's, a --all): the page shows the
+    # summary as the last refresh left it and says so.
+    refreshed = summary.refresh(now=now, wait=False)
     names = dict(partner_choices())
     last_day = summary.local_day(now)
     first_day = last_day - timedelta(days=period - 1)
     return Overview(
-        period=period, first_day=first_day, last_day=last_day,
+        period=period, first_day=first_day, last_day=last_day, summary_busy=refreshed.busy,
         charts=charts(first_day, last_day, names),
         pipelines=pipelines(names),
         postbacks=postbacks(now, names),

@@ -20,10 +20,11 @@ from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from decimal import Decimal
 
-from django.db import transaction
+from django.db import OperationalError, transaction
 from django.db.models import Min
 from django.utils import timezone
 
+from . import dberrors
 from .models import DailySummary, Order, SummaryState
 
 # How long after stamping updated_at a write path transaction may still commit. Ingest's transactions
@@ -32,12 +33,14 @@ LATE_COMMIT = timedelta(minutes=10)
 # Keys per IN (...) list: well under any packet or parameter limit.
 CHUNK = 500
 STATE_PK = 1
+# What MariaDB answers SELECT ... FOR UPDATE NOWAIT with when another transaction holds the row.
+LOCK_NOT_GRANTED = 1205
 
 
 @dataclass
 class RefreshReport:
-    days: int  # days recomputed
-    orders_changed: int  # orders (partner, uniq_id) whose rows changed since the last refresh
+    days: int  # days recomputed; 0 when `busy`
+    busy: bool = False  # another refresh held the lock, and this one was asked not to wait
 
 
 def local_day(moment: datetime) -> date:
@@ -50,36 +53,45 @@ def day_bounds(day: date) -> tuple[datetime, datetime]:
     return datetime.combine(day, time(), zone), datetime.combine(day + timedelta(days=1), time(), zone)
 
 
-def refresh(*, everything: bool = False, now: datetime | None = None) -> RefreshReport:
+def refresh(*, everything: bool = False, now: datetime | None = None, wait: bool = True) -> RefreshReport:
     """Bring DailySummary up to date with the ledger; with `everything`, recompute every day.
 
     Serialised by the lock on SummaryState's row, held until the transaction commits: the summary
-    rows a refresh writes become visible together with the new watermark, or not at all.
+    rows a refresh writes become visible together with the new watermark, or not at all. With
+    `wait=False` a refresh that finds the lock taken does nothing and reports `busy` (the one holding
+    it is doing the work) instead of waiting up to the database's lock wait timeout.
     """
+    try:
+        return _refresh(everything=everything, now=now, wait=wait)
+    except OperationalError as error:
+        if wait or dberrors.error_code(error) != LOCK_NOT_GRANTED:
+            raise
+        return RefreshReport(days=0, busy=True)
+
+
+def _refresh(*, everything: bool, now: datetime | None, wait: bool) -> RefreshReport:
     # Created on its own, outside the refresh's transaction: a failed duplicate insert leaves a shared
     # lock on the row, and two refreshes each holding one while asking for the exclusive lock below
     # would deadlock.
     SummaryState.objects.get_or_create(pk=STATE_PK)
     with transaction.atomic():
-        state = SummaryState.objects.select_for_update().get(pk=STATE_PK)
+        state = SummaryState.objects.select_for_update(nowait=not wait).get(pk=STATE_PK)
         started = now or timezone.now()
         if everything or state.refreshed_to is None:
             first = Order.objects.aggregate(first=Min("created_at"))["first"]
             days = _all_days(local_day(first), local_day(started)) if first else []
-            changed = None
             DailySummary.objects.all().delete()
         else:
             keys = set(
                 Order.objects.filter(updated_at__gte=state.refreshed_to - LATE_COMMIT)
                 .values_list("partner", "uniq_id").distinct()
             )
-            changed = len(keys)
             days = sorted(_days_of(keys))
         for day in days:
             _recompute_day(day)
         state.refreshed_to = started
         state.save(update_fields=["refreshed_to"])
-    return RefreshReport(days=len(days), orders_changed=changed if changed is not None else -1)
+    return RefreshReport(days=len(days))
 
 
 def _all_days(first: date, last: date) -> list[date]:

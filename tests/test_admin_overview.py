@@ -215,6 +215,44 @@ def test_an_order_committed_after_a_refresh_began_is_counted_by_the_next():
     assert sum(count for count, _total in summarised().values()) == 2
 
 
+@pytest.mark.mariadb
+@pytest.mark.django_db(transaction=True)
+def test_the_page_does_not_wait_for_a_refresh_that_is_running(client):
+    """While another refresh holds the lock (a long --all), the page answers at once from the summary as it
+    is, and says so; check_health reports the refresh as running rather than failing on a lock wait."""
+    from orders.models import SummaryState
+
+    epn("E1", "waiting", days_ago=1)
+    summary.refresh()
+    locked, release, errors = threading.Event(), threading.Event(), []
+
+    def hold_the_lock():
+        try:
+            with transaction.atomic():
+                SummaryState.objects.select_for_update().get(pk=summary.STATE_PK)
+                locked.set()
+                release.wait(30)
+        except Exception as error:  # asserted below
+            errors.append(error)
+        finally:
+            connections.close_all()
+
+    thread = threading.Thread(target=hold_the_lock)
+    thread.start()
+    try:
+        assert locked.wait(30)
+        client.force_login(make_admin())
+        response = client.get("/admin/")
+        assert response.status_code == 200 and b'id="overview-busy"' in response.content
+        assert summary.refresh(wait=False).busy
+        assert health.check_summary().message == "another refresh is running"
+    finally:
+        release.set()
+        thread.join(30)
+    assert not errors
+    assert b'id="overview-busy"' not in client.get("/admin/").content
+
+
 # --- the page --------------------------------------------------------------------------------------
 
 def test_viewer_sees_the_overview_and_non_staff_do_not(client):
