@@ -210,6 +210,7 @@ def delivery_rows(orders: int, count: int):
             "error": "revenue 'x' is not a plain non-negative number like 1500.50" if invalid else "",
             "error_field": "revenue" if invalid else "", "order_id": None if invalid else order_id,
             "conflict_fields": "[]", "spool_id": None, "processed_at": datetime(2026, 1, 1), "replayed_at": None,
+            "implied_status": "", "reconcile_run_id": None,
         }
 
 
