@@ -478,3 +478,17 @@ def test_overview_in_chromium(browser, live_server, settings):
         else:
             assert totals[currency][2] == text, url
 
+
+
+@pytest.mark.parametrize("language", ["en", "ru"])
+def test_the_charts_write_amounts_as_the_money_filter_does(language, settings):
+    from django.utils import translation
+
+    from orders.templatetags.orders_admin import money
+    from orders.templatetags.overview_charts import money_formatter
+
+    settings.USE_THOUSAND_SEPARATOR = True
+    with translation.override(language):
+        formatter = money_formatter()
+        for value in ("0", "1234567.5", "0.000000001", "1500.000000000", "123456789012345.123456789"):
+            assert formatter(Decimal(value)) == money(Decimal(value)), value
