@@ -318,6 +318,10 @@ class SummaryState(models.Model):
     # Orders updated at or after this time, less orders.summary.LATE_COMMIT, are looked at by the next
     # refresh. None: nothing summarised yet, the next refresh summarises every day.
     refreshed_to = models.DateTimeField(_("refreshed up to"), null=True, blank=True)
+    # {order pk: updated_at} of the rows stamped within LATE_COMMIT of refreshed_to, as that refresh saw
+    # them: the next refresh looks at those rows again (for late commits) but recomputes nothing for them
+    # unless they changed, so that every page view does not recompute the last minutes' days again.
+    seen = models.JSONField(_("rows seen"), default=dict, blank=True)
 
     class Meta:
         verbose_name = _("summary state")

@@ -47,6 +47,9 @@ REWARD_READY_PARTNERS = ("admitad",)
 # The chart's drawing area, in SVG units (it scales to the page's width).
 CHART_WIDTH, CHART_HEIGHT = 440, 150
 HOURS = 24
+# The most days a page view recomputes before rendering (each is a query of some tens of ms at a
+# million orders); more are left to check_health's next run.
+PAGE_REFRESH_DAYS = 4
 SPARK_HEIGHT = 30
 
 
@@ -132,7 +135,7 @@ class Overview:
     period: int
     first_day: date
     last_day: date
-    summary_busy: bool
+    summary_behind: bool  # the summary was not brought up to date for this view
     charts: list[Chart]
     pipelines: list[Pipeline]
     postbacks: list[Postbacks]
@@ -148,14 +151,16 @@ class Overview:
 def build(period: int = DEFAULT_PERIOD, *, now: datetime | None = None) -> Overview:
     """Everything the page shows, for the last `period` days up to today (in TIME_ZONE)."""
     now = now or timezone.now()
-    # Not waiting for a refresh that is already running (check_health's, a --all): the page shows the
-    # summary as the last refresh left it and says so.
-    refreshed = summary.refresh(now=now, wait=False)
+    # Neither waiting for a refresh that is already running (check_health's, a --all) nor recomputing
+    # more than a few days (after a burst of changes; check_health does it within the minute): then the
+    # page shows the summary as the last refresh left it, and says so.
+    refreshed = summary.refresh(now=now, wait=False, max_days=PAGE_REFRESH_DAYS)
     names = dict(partner_choices())
     last_day = summary.local_day(now)
     first_day = last_day - timedelta(days=period - 1)
     return Overview(
-        period=period, first_day=first_day, last_day=last_day, summary_busy=refreshed.busy,
+        period=period, first_day=first_day, last_day=last_day,
+        summary_behind=refreshed.busy or bool(refreshed.deferred),
         charts=charts(first_day, last_day, names),
         pipelines=pipelines(names),
         postbacks=postbacks(now, names),

@@ -15,21 +15,23 @@ minute; `manage.py refresh_summary --all` recomputes every day (after a restore,
 with a large ledger).
 """
 
+import json
 from collections import defaultdict
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from decimal import Decimal
 
-from django.db import OperationalError, transaction
+from django.db import OperationalError, connection, transaction
 from django.db.models import Min
 from django.utils import timezone
 
 from . import dberrors
 from .models import DailySummary, Order, SummaryState
 
-# How long after stamping updated_at a write path transaction may still commit. Ingest's transactions
-# last milliseconds, and the database read timeout ends any statement long before this.
-LATE_COMMIT = timedelta(minutes=10)
+# How long after stamping updated_at a write path transaction may still commit (and how far apart the
+# clocks of the servers that stamp it may be). Ingest gives up on a postback after INGEST_DEADLINE (5 s)
+# and the database read timeout ends any statement sooner; two minutes leave a wide margin.
+LATE_COMMIT = timedelta(minutes=2)
 # Keys per IN (...) list: well under any packet or parameter limit.
 CHUNK = 500
 STATE_PK = 1
@@ -39,8 +41,9 @@ LOCK_NOT_GRANTED = 1205
 
 @dataclass
 class RefreshReport:
-    days: int  # days recomputed; 0 when `busy`
+    days: int  # days recomputed; 0 when `busy` or `deferred`
     busy: bool = False  # another refresh held the lock, and this one was asked not to wait
+    deferred: int = 0  # the days that needed recomputing, more than max_days: none were
 
 
 def local_day(moment: datetime) -> date:
@@ -53,23 +56,26 @@ def day_bounds(day: date) -> tuple[datetime, datetime]:
     return datetime.combine(day, time(), zone), datetime.combine(day + timedelta(days=1), time(), zone)
 
 
-def refresh(*, everything: bool = False, now: datetime | None = None, wait: bool = True) -> RefreshReport:
+def refresh(*, everything: bool = False, now: datetime | None = None, wait: bool = True,
+            max_days: int | None = None) -> RefreshReport:
     """Bring DailySummary up to date with the ledger; with `everything`, recompute every day.
 
     Serialised by the lock on SummaryState's row, held until the transaction commits: the summary
     rows a refresh writes become visible together with the new watermark, or not at all. With
     `wait=False` a refresh that finds the lock taken does nothing and reports `busy` (the one holding
-    it is doing the work) instead of waiting up to the database's lock wait timeout.
+    it is doing the work) instead of waiting up to the database's lock wait timeout. With `max_days`, a
+    refresh that would recompute more days than that does nothing and reports `deferred` (the overview
+    page leaves a burst of changes to check_health's next run).
     """
     try:
-        return _refresh(everything=everything, now=now, wait=wait)
+        return _refresh(everything=everything, now=now, wait=wait, max_days=max_days)
     except OperationalError as error:
         if wait or dberrors.error_code(error) != LOCK_NOT_GRANTED:
             raise
         return RefreshReport(days=0, busy=True)
 
 
-def _refresh(*, everything: bool, now: datetime | None, wait: bool) -> RefreshReport:
+def _refresh(*, everything: bool, now: datetime | None, wait: bool, max_days: int | None) -> RefreshReport:
     # Created on its own, outside the refresh's transaction: a failed duplicate insert leaves a shared
     # lock on the row, and two refreshes each holding one while asking for the exclusive lock below
     # would deadlock.
@@ -80,17 +86,28 @@ def _refresh(*, everything: bool, now: datetime | None, wait: bool) -> RefreshRe
         if everything or state.refreshed_to is None:
             first = Order.objects.aggregate(first=Min("created_at"))["first"]
             days = _all_days(local_day(first), local_day(started)) if first else []
-            DailySummary.objects.all().delete()
+            changed = list(Order.objects.filter(updated_at__gte=started - LATE_COMMIT)
+                           .values_list("pk", "updated_at", "partner", "uniq_id"))
         else:
-            keys = set(
-                Order.objects.filter(updated_at__gte=state.refreshed_to - LATE_COMMIT)
-                .values_list("partner", "uniq_id").distinct()
-            )
+            changed = list(Order.objects.filter(updated_at__gte=state.refreshed_to - LATE_COMMIT)
+                           .values_list("pk", "updated_at", "partner", "uniq_id"))
+            # A row this refresh looks at again (stamped within LATE_COMMIT of the last one) and that the
+            # last one already saw, as it is now, is in that refresh's figures; only rows new since count.
+            seen = state.seen or {}
+            keys = {(partner, uniq_id) for pk, updated_at, partner, uniq_id in changed
+                    if seen.get(str(pk)) != updated_at.isoformat()}
             days = sorted(_days_of(keys))
+        if max_days is not None and len(days) > max_days:
+            return RefreshReport(days=0, deferred=len(days))
+        if everything or state.refreshed_to is None:
+            DailySummary.objects.all().delete()
         for day in days:
             _recompute_day(day)
         state.refreshed_to = started
-        state.save(update_fields=["refreshed_to"])
+        # What the next refresh will look at again, as this one saw it.
+        state.seen = {str(pk): updated_at.isoformat() for pk, updated_at, _partner, _uniq_id in changed
+                      if updated_at >= started - LATE_COMMIT}
+        state.save(update_fields=["refreshed_to", "seen"])
     return RefreshReport(days=len(days))
 
 
@@ -119,24 +136,46 @@ def _days_of(keys) -> set[date]:
     return days
 
 
+def _reward_ready(extras: str | dict | None) -> bool:
+    """Whether the network said the money can be paid out (Admitad's reward_ready extra is true)."""
+    if isinstance(extras, str):
+        if "reward_ready" not in extras:  # most rows: no need to parse them
+            return False
+        extras = json.loads(extras)
+    return bool(extras) and extras.get("reward_ready") is True
+
+
 def _recompute_day(day: date) -> None:
-    """Replace the day's summary rows with its orders as the ledger's current rows say now."""
+    """Replace the day's summary rows with its orders as the ledger's current rows say now.
+
+    One statement: the orders with a row received that day and none before it (each key's rows through
+    the unique index's (partner, uniq_id) prefix), and their current rows. A page view may recompute a
+    few days, so each costs a round trip, not one per step.
+    """
     start, end = day_bounds(day)
-    received = set(Order.objects.filter(created_at__gte=start, created_at__lt=end)
-                   .values_list("partner", "uniq_id").distinct())
+    table = connection.ops.quote_name(Order._meta.db_table)
+    adapt = connection.ops.adapt_datetimefield_value
+    commission = Order._meta.get_field("commission_fee")
+    column = commission.get_col(Order._meta.db_table)
+    # The backend's own conversions of the money column (on SQLite its exact Decimal from storage).
+    converters = connection.ops.get_db_converters(column) + commission.get_db_converters(connection)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT c.partner, c.currency, c.order_status, c.commission_fee, c.extras"
+            f" FROM (SELECT DISTINCT partner, uniq_id FROM {table} WHERE created_at >= %s AND created_at < %s) d"
+            f" JOIN {table} c ON c.partner = d.partner AND c.uniq_id = d.uniq_id AND c.is_current = %s"
+            f" WHERE NOT EXISTS (SELECT 1 FROM {table} e"
+            f" WHERE e.partner = d.partner AND e.uniq_id = d.uniq_id AND e.created_at < %s)",
+            [adapt(start), adapt(end), True, adapt(start)],
+        )
+        rows = cursor.fetchall()
     groups: dict[tuple, list] = defaultdict(lambda: [0, Decimal(0)])
-    for partner, uniq_ids in _by_partner(received):
-        earlier = set(Order.objects.filter(partner=partner, uniq_id__in=uniq_ids, created_at__lt=start)
-                      .values_list("uniq_id", flat=True))
-        firsts = [uniq_id for uniq_id in uniq_ids if uniq_id not in earlier]
-        if not firsts:
-            continue
-        current = (Order.objects.filter(partner=partner, uniq_id__in=firsts, is_current=True)
-                   .values_list("currency", "order_status", "commission_fee", "extras__reward_ready"))
-        for currency, status, commission, ready in current:
-            group = groups[(partner, currency, status, ready is True)]
-            group[0] += 1
-            group[1] += commission or 0
+    for partner, currency, status, amount, extras in rows:
+        for converter in converters:
+            amount = converter(amount, column, connection)
+        group = groups[(partner, currency, status, _reward_ready(extras))]
+        group[0] += 1
+        group[1] += amount or 0
     DailySummary.objects.filter(day=day).delete()
     DailySummary.objects.bulk_create(
         DailySummary(day=day, partner=partner, currency=currency, order_status=status, reward_ready=ready,

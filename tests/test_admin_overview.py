@@ -121,12 +121,30 @@ def test_a_refresh_finds_an_old_day_through_a_new_status():
                                     ).order_status == "completed"
 
 
-def test_a_refresh_with_nothing_changed_recomputes_nothing():
+def test_a_refresh_recomputes_nothing_for_rows_the_last_one_saw_as_they_are():
     epn("E1", "waiting", days_ago=1)
     summary.refresh()
+    assert summary.refresh().days == 0  # E1's row, stamped within LATE_COMMIT, was seen as it is
+    epn("E1", "completed")  # the waiting row's flag changes (a new stamp), and a row is added
+    assert summary.refresh().days == 2
     later = timezone.now() + summary.LATE_COMMIT + timedelta(seconds=1)
-    assert summary.refresh(now=later).days == 1  # the rows stamped within LATE_COMMIT of the last start
+    assert summary.refresh(now=later).days == 0
     assert summary.refresh(now=later + timedelta(seconds=1)).days == 0
+    assert summarised() == ledger_truth()
+
+
+def test_a_page_view_leaves_a_burst_of_changed_days_to_check_health(client):
+    epn("E0", "waiting", days_ago=30)
+    summary.refresh()
+    for days_ago in range(1, overview.PAGE_REFRESH_DAYS + 2):
+        epn(f"E{days_ago}", "waiting", days_ago=days_ago)
+    client.force_login(make_admin())
+    page = client.get("/admin/").content.decode()
+    assert 'id="overview-behind"' in page
+    assert summarised() != ledger_truth()
+    assert health.check_summary().data["days"] == overview.PAGE_REFRESH_DAYS + 1
+    assert summarised() == ledger_truth()
+    assert 'id="overview-behind"' not in client.get("/admin/").content.decode()
 
 
 @pytest.mark.mariadb
@@ -243,14 +261,14 @@ def test_the_page_does_not_wait_for_a_refresh_that_is_running(client):
         assert locked.wait(30)
         client.force_login(make_admin())
         response = client.get("/admin/")
-        assert response.status_code == 200 and b'id="overview-busy"' in response.content
+        assert response.status_code == 200 and b'id="overview-behind"' in response.content
         assert summary.refresh(wait=False).busy
         assert health.check_summary().message == "another refresh is running"
     finally:
         release.set()
         thread.join(30)
     assert not errors
-    assert b'id="overview-busy"' not in client.get("/admin/").content
+    assert b'id="overview-behind"' not in client.get("/admin/").content
 
 
 # --- the page --------------------------------------------------------------------------------------
