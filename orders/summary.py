@@ -9,10 +9,11 @@ the ledger's current rows, and the day is recomputed from them, so nothing count
 whatever order the postbacks came in.
 
 A transaction can commit some time after it stamped updated_at; so each refresh also looks again at
-rows stamped in the LATE_COMMIT before its previous start. Refreshes take turns on SummaryState's lock row.
-They run before the overview page renders (cheap when few orders changed) and from check_health every
-minute; `manage.py refresh_summary --all` recomputes every day (after a restore, or on first install
-with a large ledger).
+rows stamped in the LATE_COMMIT before its previous start, skipping those the previous refresh saw as
+they are now (SummaryState.seen): a late commit is a row it did not see. Refreshes take turns on
+SummaryState's lock row. They run before the overview page renders (a few days at most there) and from
+check_health every minute; `manage.py refresh_summary --all` recomputes every day (after a restore, or
+on first install with a large ledger).
 """
 
 import json
