@@ -61,6 +61,7 @@ def main() -> None:
         print(f"reusing {args.orders} orders and {args.deliveries} deliveries", file=sys.stderr)
     else:
         generate(args.orders, args.deliveries)
+    summarise()
     print(report(measure(args.repeat), args.orders, args.deliveries))
 
 
@@ -76,6 +77,8 @@ def configure_django(database_url: str) -> None:
         "SECURE_SSL_REDIRECT": "False",
         # A full-table statement on a cold cache may exceed the request-sized default.
         "DATABASE_READ_TIMEOUT": "0",
+        # A token, so that the overview shows (and checks) EPN.bz's last postback and postbacks per hour.
+        "WEBHOOK_SECRET_TOKEN": secrets.token_urlsafe(32),
     })
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "epnhook.settings")
     # WhiteNoise warns that collectstatic has not run; static files are not what is measured.
@@ -117,13 +120,14 @@ def data_size() -> tuple[int, int]:
 def generate(orders: int, deliveries: int) -> None:
     from django.db import connection
 
-    from orders.models import Delivery, Order
+    from orders.models import DailySummary, Delivery, Order
 
     started = time.monotonic()
     with connection.cursor() as cursor:
         cursor.execute("SET SESSION foreign_key_checks = 0, unique_checks = 0")
         cursor.execute(f"TRUNCATE TABLE {Delivery._meta.db_table}")
         cursor.execute(f"TRUNCATE TABLE {Order._meta.db_table}")
+        cursor.execute(f"TRUNCATE TABLE {DailySummary._meta.db_table}")
         insert_rows(cursor, Order, order_rows(orders))
         print(f"{orders} orders in {time.monotonic() - started:.0f} s", file=sys.stderr)
         insert_rows(cursor, Delivery, delivery_rows(orders, deliveries))
@@ -185,6 +189,7 @@ def order_rows(count: int):
                 "click_time": created - timedelta(hours=1), "time_of_order": created - timedelta(minutes=5),
                 "extras": '{"type_id": 1}', "raw_payload": json.dumps(params), "has_conflict": key % 997 == 0,
                 "is_current": position == current, "created_at": created, "updated_at": created,
+                "conflict_reviewed_at": None, "conflict_reviewed_by": "",
             }
 
 
@@ -205,7 +210,21 @@ def delivery_rows(orders: int, count: int):
             "error": "revenue 'x' is not a plain non-negative number like 1500.50" if invalid else "",
             "error_field": "revenue" if invalid else "", "order_id": None if invalid else order_id,
             "conflict_fields": "[]", "spool_id": None, "processed_at": datetime(2026, 1, 1), "replayed_at": None,
+            "implied_status": "", "reconcile_run_id": None,
         }
+
+
+def summarise() -> None:
+    """Bring the overview's daily summary up to date: all of it after generating (the bulk INSERTs bypass
+    orders.summary's watermark, so the summary state is reset first), or the changed days of a reused set."""
+    from orders import summary
+    from orders.models import DailySummary, SummaryState
+
+    started = time.monotonic()
+    if not DailySummary.objects.exists():
+        SummaryState.objects.all().delete()
+    report = summary.refresh()
+    print(f"daily summary: {report.days} days recomputed in {time.monotonic() - started:.0f} s", file=sys.stderr)
 
 
 # --- measurement --------------------------------------------------------------------------------
@@ -243,6 +262,8 @@ def measure(repeat: int) -> list[tuple[str, str, list[float]]]:
         ("order list searched by exact uniq_id", f"{order_list}?{urlencode({'q': sample.uniq_id})}"),
         ("order detail page", reverse("admin:orders_order_change", args=[sample.pk])),
         ("delivery list", reverse("admin:orders_delivery_changelist")),
+        ("overview (the admin's front page), 30 days", reverse("overview")),
+        ("overview, 90 days", f"{reverse('overview')}?days=90"),
     ]
     results = []
     for name, url in pages:

@@ -328,6 +328,12 @@ SPOOL_FREE_WARNING_MB = env.int("SPOOL_FREE_WARNING_MB", default=1024)
 SPOOL_FREE_CRITICAL_MB = env.int("SPOOL_FREE_CRITICAL_MB", default=100)
 # A database answer taking this many milliseconds or more is a warning.
 HEALTH_DATABASE_SLOW_MS = env.int("HEALTH_DATABASE_SLOW_MS", default=500)
+# check_health (and the overview page, in red) warns at this many invalid deliveries in the last 24 h,
+# and at this many money conflicts that nobody has marked as looked at; 0 turns either check off.
+HEALTH_INVALID_DELIVERIES = env.int("HEALTH_INVALID_DELIVERIES", default=10)
+HEALTH_CONFLICTS = env.int("HEALTH_CONFLICTS", default=1)
+if HEALTH_INVALID_DELIVERIES < 0 or HEALTH_CONFLICTS < 0:
+    raise ImproperlyConfigured("HEALTH_INVALID_DELIVERIES and HEALTH_CONFLICTS must be 0 or more.")
 # prune_deliveries removes raw deliveries older than this many days (orders are never pruned).
 DELIVERY_RETENTION_DAYS = env.int("DELIVERY_RETENTION_DAYS", default=180)
 if DELIVERY_RETENTION_DAYS < 1:

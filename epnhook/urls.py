@@ -10,6 +10,10 @@ urlpatterns = [
     path("health", views.health, name="health"),
     # The read-only API for the cashback site (orders.api; its schema at api/v1/openapi.json).
     path("api/v1/", api.urls()),
+    # The admin's front page is the overview (orders.views.overview); Django's list of applications
+    # stays in the sidebar of every page and at apps/.
+    path(settings.ADMIN_URL, admin.site.admin_view(views.overview), name="overview"),
+    path(f"{settings.ADMIN_URL}apps/", admin.site.admin_view(admin.site.index), name="admin_apps"),
     path(settings.ADMIN_URL, admin.site.urls),
     # The admin's language switch (Django's set_language view: a POST that stores the choice).
     path("i18n/", include("django.conf.urls.i18n")),

@@ -48,6 +48,7 @@ from partners.base import Extra, ExtraKind, OrderStatus
 from partners.registry import PARTNERS, find_partner, partner_choices
 
 from . import outbox, reconcile
+from .health import INVALID_WINDOW_HOURS, invalid_deliveries_since
 from .models import Delivery, Order, OutboundAttempt, OutboundEvent, ReconcileRun
 from .replay import ReplaySummary, replay_deliveries
 from .templatetags.orders_admin import money
@@ -202,6 +203,58 @@ class CurrencyFilter(admin.SimpleListFilter):
 
     def queryset(self, request, queryset):
         return queryset.filter(currency=self.value()) if self.value() else queryset
+
+
+class RewardReadyFilter(admin.SimpleListFilter):
+    """Whether the network says the money can be paid out (Admitad's reward_ready extra): the overview's
+    "ready to pay out" links here."""
+
+    title = _("reward ready")
+    parameter_name = "reward_ready"
+
+    def lookups(self, request, model_admin):
+        return [("yes", _("yes")), ("no", _("no"))]
+
+    def queryset(self, request, queryset):
+        if self.value() == "yes":
+            return queryset.filter(extras__reward_ready=True)
+        if self.value() == "no":
+            return queryset.exclude(extras__reward_ready=True)
+        return queryset
+
+
+class ConflictReviewFilter(admin.SimpleListFilter):
+    """Money conflicts by whether staff marked them as looked at (the overview and check_health count the
+    ones not looked at, and link here)."""
+
+    title = _("conflict looked at")
+    parameter_name = "conflict_review"
+
+    def lookups(self, request, model_admin):
+        return [("pending", _("conflicts not looked at")), ("done", _("conflicts looked at"))]
+
+    def queryset(self, request, queryset):
+        if self.value() == "pending":
+            return queryset.filter(has_conflict=True, conflict_reviewed_at=None)
+        if self.value() == "done":
+            return queryset.filter(has_conflict=True, conflict_reviewed_at__isnull=False)
+        return queryset
+
+
+class LastHoursFilter(admin.SimpleListFilter):
+    """Deliveries received in the last 24 hours, the window of check_health's invalid deliveries check
+    (the overview links here)."""
+
+    title = _("received lately")
+    parameter_name = "last_hours"
+
+    def lookups(self, request, model_admin):
+        return [(str(INVALID_WINDOW_HOURS), _("in the last 24 hours"))]
+
+    def queryset(self, request, queryset):
+        if self.value() == str(INVALID_WINDOW_HOURS):
+            return queryset.filter(received_at__gte=invalid_deliveries_since(timezone.now()))
+        return queryset
 
 
 def shows_events(params) -> bool:
@@ -462,8 +515,9 @@ class OrderAdmin(FastListMixin, admin.ModelAdmin):
     )
     list_filter = (
         RowsFilter, PartnerFilter, ("order_status", StatusFilter), CurrencyFilter, "has_conflict",
-        ("created_at", DateRangeFilter), ("time_of_order", DateRangeFilter),
+        ConflictReviewFilter, RewardReadyFilter, ("created_at", DateRangeFilter), ("time_of_order", DateRangeFilter),
     )
+    actions = ("mark_conflict_reviewed",)
     # Prefix search ('^': LIKE 'x%'), which the index on each column serves; an exact id is a prefix of itself.
     search_fields = ("^uniq_id", "^order_number", "^click_id")
     search_help_text = _("Unique id, order number or click id: the exact value or its beginning.")
@@ -474,7 +528,8 @@ class OrderAdmin(FastListMixin, admin.ModelAdmin):
     money_fields = ("revenue_amount", "commission_amount", "currency")
     fieldsets = (
         (None, {"fields": ("partner", "uniq_id", "uniq_id_derived", "order_number", "click_id", "status",
-                           "original_status", "current", "has_conflict")}),
+                           "original_status", "current", "has_conflict", "conflict_reviewed_at",
+                           "conflict_reviewed_by")}),
         (_("Money"), {"fields": money_fields}),
         (_("Offer"), {"fields": ("offer_name", "offer_id", "sub", "sub2", "sub3", "sub4", "sub5")}),
         (_("Click"), {"fields": ("ip", "user_agent", "click_time", "time_of_order")}),
@@ -510,6 +565,19 @@ class OrderAdmin(FastListMixin, admin.ModelAdmin):
 
     def has_delete_permission(self, request, obj=None):
         return False
+
+    def has_review_conflict_permission(self, request):
+        return request.user.has_perm("orders.review_conflict")
+
+    @admin.action(description=_("Mark conflict as looked at"), permissions=["review_conflict"])
+    def mark_conflict_reviewed(self, request, queryset):
+        """Stamp the selected conflicts as looked at, by whom and when; rows without a conflict, or already
+        looked at, stay as they are."""
+        marked = queryset.filter(has_conflict=True, conflict_reviewed_at=None).update(
+            conflict_reviewed_at=timezone.now(), conflict_reviewed_by=request.user.get_username())
+        self.message_user(request, ngettext_lazy("%(count)s conflict marked as looked at.",
+                                                 "%(count)s conflicts marked as looked at.", "count")
+                          % {"count": marked}, messages.SUCCESS)
 
     def get_fieldsets(self, request, obj=None):
         """The fieldsets, with the extras its network wants read beside the amounts (Extra.beside_money),
@@ -723,7 +791,7 @@ class DeliveryAdmin(FastListMixin, admin.ModelAdmin):
     date_field = "received_at"
     list_display = ("id", "received_at", "partner", "source", "method", "outcome_badge", "order_link", "short_error")
     list_filter = (
-        "outcome", "source", PartnerFilter, ("received_at", DateRangeFilter), ReconcileRunFilter,
+        "outcome", "source", PartnerFilter, ("received_at", DateRangeFilter), LastHoursFilter, ReconcileRunFilter,
     )
     ordering = ("-received_at", "-pk")
     actions = ("replay",)

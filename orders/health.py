@@ -26,8 +26,8 @@ from django.utils import timezone
 
 from partners.models import NetworkToken
 
-from . import alerts, dberrors, outbox, spool, spooldrain
-from .models import Delivery, OutboundEvent, ReconcileRun
+from . import alerts, dberrors, outbox, spool, spooldrain, summary
+from .models import Delivery, Order, OutboundEvent, ReconcileRun
 from .operations import discard_connection, refresh_connection
 
 log = logging.getLogger("epnhook.health")
@@ -38,6 +38,10 @@ SKIPPED = "skipped"
 # An undelivered event older than this means the site has not taken events for a while: the retry schedule's
 # first four attempts (immediately, 5 s, 5 min, 30 min) are behind it.
 OUTBOX_BACKLOG_WARNING = timedelta(minutes=40)
+
+# The invalid deliveries check counts this far back.
+INVALID_WINDOW_HOURS = 24
+
 # Mail backends that never deliver a message to anybody.
 UNDELIVERED_BACKENDS = {
     "django.core.mail.backends.console.EmailBackend": "prints alerts to the console",
@@ -107,11 +111,16 @@ def run_checks(*, now: datetime | None = None) -> HealthReport:
         checks += _guarded_many("last postback", lambda: check_last_postbacks(now or timezone.now()))
         checks += _guarded_many("last reconcile", lambda: check_last_reconciles(now or timezone.now()))
         checks.append(_guarded("outbound events", lambda: check_outbox(now or timezone.now())))
+        checks.append(_guarded("invalid deliveries", lambda: check_invalid_deliveries(now or timezone.now())))
+        checks.append(_guarded("conflicts", check_conflicts))
+        migrated = checks[2].level == OK
+        checks.append(_guarded("summary", check_summary) if migrated else _skipped("summary"))
     else:
         checks.append(_skipped("last postback"))
         checks.append(_skipped("outbound events"))
         if settings.RECONCILE_APIS:
             checks.append(_skipped("last reconcile"))
+        checks += [_skipped("invalid deliveries"), _skipped("conflicts"), _skipped("summary")]
     checks.append(_guarded("mail", check_mail))
     return HealthReport(checks)
 
@@ -180,10 +189,25 @@ def check_spool(*, drain: bool) -> Check:
         else:
             message = f"drained {report.stored + report.already_stored}; {report.remaining} remain"
     if quarantined and level == OK:
-        level = WARNING
-        message += (f"; {quarantined} unreadable entr{'y' if quarantined == 1 else 'ies'} in "
-                    f"{spool.quarantine_dir()} need a look")
+        level, message = WARNING, f"{message}; {_quarantine_message(quarantined)}"
     return Check("spool", level, message, data)
+
+
+def check_spool_backlog() -> Check:
+    """What the spool holds now, without draining it (the overview page; check_spool drains every minute).
+
+    Warns exactly when check_spool would with the database up: for quarantined entries.
+    """
+    backlog, quarantined = spool.backlog(), spool.quarantined_count()
+    data = {"backlog": backlog, "quarantined": quarantined}
+    message = f"{backlog} postback(s) waiting" if backlog else "empty"
+    if quarantined:
+        return Check("spool", WARNING, f"{message}; {_quarantine_message(quarantined)}", data)
+    return Check("spool", OK, message, data)
+
+
+def _quarantine_message(quarantined: int) -> str:
+    return f"{quarantined} unreadable entr{'y' if quarantined == 1 else 'ies'} in {spool.quarantine_dir()} need a look"
 
 
 def check_spool_disk() -> Check:
@@ -293,6 +317,51 @@ def check_outbox(now: datetime) -> Check:
         return Check("outbound events", WARNING, f"{message}: is deliver_events running, does the site answer?",
                      data)
     return Check("outbound events", OK, message, data)
+
+
+def invalid_deliveries_since(now: datetime) -> datetime:
+    """Where the invalid deliveries check's window starts."""
+    return now - timedelta(hours=INVALID_WINDOW_HOURS)
+
+
+def check_invalid_deliveries(now: datetime) -> Check:
+    """Requests refused as invalid in the last 24 hours: a network that changed its format, or a parser
+    that needs a fix (then replay them). Served by the (outcome, received_at) index."""
+    limit = settings.HEALTH_INVALID_DELIVERIES
+    count = Delivery.objects.filter(outcome=Delivery.Outcome.INVALID,
+                                    received_at__gte=invalid_deliveries_since(now)).count()
+    data = {"count": count, "limit": limit}
+    message = f"{count} in the last {INVALID_WINDOW_HOURS} h"
+    if limit and count >= limit:
+        return Check("invalid deliveries", WARNING, f"{message}, {limit} or more: see the deliveries list", data)
+    return Check("invalid deliveries", OK, message if limit else f"{message}; check off (HEALTH_INVALID_DELIVERIES 0)",
+                 data)
+
+
+def unreviewed_conflicts():
+    """Status events flagged as a money conflict that nobody has marked as looked at yet."""
+    return Order.objects.filter(has_conflict=True, conflict_reviewed_at=None)
+
+
+def check_conflicts() -> Check:
+    """Money conflicts (a resent postback with other amounts) that staff have not looked at. Served by the
+    (has_conflict, created_at) index: conflicts are few."""
+    limit = settings.HEALTH_CONFLICTS
+    count = unreviewed_conflicts().count()
+    data = {"count": count, "limit": limit}
+    message = f"{count} not looked at"
+    if limit and count >= limit:
+        return Check("conflicts", WARNING, f"{message}; mark them as looked at in the order list", data)
+    return Check("conflicts", OK, message if limit else f"{message}; check off (HEALTH_CONFLICTS 0)", data)
+
+
+def check_summary() -> Check:
+    """Bring the overview's daily summary up to date (orders.summary), so that it never lags far behind
+    even when nobody opens the overview."""
+    report = summary.refresh(wait=False)
+    if report.busy:
+        return Check("summary", OK, "another refresh is running", {"days": 0, "busy": True})
+    return Check("summary", OK, f"{report.days} day(s) recomputed", {"days": report.days})
 
 
 def check_mail() -> Check:

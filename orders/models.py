@@ -79,6 +79,10 @@ class Order(models.Model):
     raw_payload = models.JSONField(_("raw payload"), default=dict)
     # Set when a later delivery of the same key carried different money; the row itself stays.
     has_conflict = models.BooleanField(_("conflict"), default=False)
+    # When, and by whom, staff looked at the conflict (the admin's "mark conflict as looked at"): a
+    # conflict stays on the overview and in check_health until somebody has.
+    conflict_reviewed_at = models.DateTimeField(_("conflict looked at"), null=True, blank=True)
+    conflict_reviewed_by = models.CharField(_("conflict looked at by"), max_length=150, blank=True)
     # True on the one row of its (partner, uniq_id) that states the order's status now (see
     # orders.current). Kept by the write path in the same transaction as the insert, so that the
     # admin's "current only" view is an index range instead of a per-key search over a million rows.
@@ -93,6 +97,7 @@ class Order(models.Model):
     class Meta:
         verbose_name = _("order")
         verbose_name_plural = _("orders")
+        permissions = [("review_conflict", _("Can mark a conflict as looked at"))]
         constraints = [
             # The idempotency key: a network resends the same status of the same order; that is one
             # event, and paying it twice is the failure this whole service exists to prevent.
@@ -128,6 +133,11 @@ class Order(models.Model):
             models.Index(fields=["is_current", "order_status", "updated_at", "id"], name="order_api_status"),
             models.Index(fields=["is_current", "partner", "order_status", "updated_at", "id"],
                          name="order_api_partner_status"),
+
+            # Which orders changed since the daily summary's last refresh (orders.summary): a short range
+            # at the end of the index, whatever the created_at of the rows (a spooled postback keeps the
+            # time it was received).
+            models.Index(fields=["updated_at"], name="order_updated_at"),
         ]
 
     def __str__(self):
@@ -368,3 +378,59 @@ class OutboundAttempt(models.Model):
 
     def __str__(self):
         return f"{self.event_id} {self.status_code or self.error}"
+
+class DailySummary(models.Model):
+    """The ledger's orders per day, kept by orders.summary for the overview page: for each day (in
+    TIME_ZONE) the orders first received that day, grouped by the partner, currency, status and
+    reward-ready flag of their current row, with their count and commission.
+
+    Never incremented: a refresh recomputes whole days from the ledger's current rows, so a replayed,
+    duplicated or reordered postback cannot count twice or be lost.
+    """
+
+    day = models.DateField(_("day"))
+    partner = models.CharField(_("partner"), max_length=32)
+    currency = models.CharField(_("currency"), max_length=3)
+    order_status = models.CharField(_("current status"), max_length=16, choices=OrderStatus.choices)
+    # The network says the money can be paid out (Admitad's reward_ready) on the current row.
+    reward_ready = models.BooleanField(_("reward ready"), default=False)
+    orders = models.PositiveIntegerField(_("orders"))
+    commission = models.DecimalField(
+        _("commission"), max_digits=MONEY_INTEGER_DIGITS + 6 + MONEY_DECIMAL_PLACES,
+        decimal_places=MONEY_DECIMAL_PLACES,
+    )
+
+    class Meta:
+        verbose_name = _("daily summary")
+        verbose_name_plural = _("daily summaries")
+        constraints = [
+            # One row per group and day: a refresh replaces a day's rows, it never adds to them.
+            models.UniqueConstraint(fields=["day", "partner", "currency", "order_status", "reward_ready"],
+                                    name="daily_summary_group"),
+        ]
+
+    def __str__(self):
+        return f"{self.day} {self.partner} {self.currency} {self.order_status}"
+
+
+class SummaryState(models.Model):
+    """The one row (pk 1) that serialises refreshes of DailySummary and remembers how far they got.
+
+    A refresh locks it (SELECT ... FOR UPDATE, which a Galera cluster certifies too) for its whole
+    transaction, so two refreshes never interleave their deletes and inserts of the same day.
+    """
+
+    # Orders updated at or after this time, less orders.summary.LATE_COMMIT, are looked at by the next
+    # refresh. None: nothing summarised yet, the next refresh summarises every day.
+    refreshed_to = models.DateTimeField(_("refreshed up to"), null=True, blank=True)
+    # {order pk: updated_at} of the rows stamped within LATE_COMMIT of refreshed_to, as that refresh saw
+    # them: the next refresh looks at those rows again (for late commits) but recomputes nothing for them
+    # unless they changed, so that every page view does not recompute the last minutes' days again.
+    seen = models.JSONField(_("rows seen"), default=dict, blank=True)
+
+    class Meta:
+        verbose_name = _("summary state")
+        verbose_name_plural = _("summary states")
+
+    def __str__(self):
+        return f"summary refreshed to {self.refreshed_to}"

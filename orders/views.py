@@ -1,12 +1,16 @@
-"""HTTP endpoints: the postback receiver and the health probe. Thin: the work is in orders.ingest."""
+"""HTTP endpoints: the postback receiver, the health probe and the admin's overview page. Thin: the work is in
+orders.ingest and orders.overview."""
 
 import logging
 import time
 
 from django.conf import settings
+from django.contrib import admin
 from django.db import DatabaseError, connection
 from django.http import JsonResponse
 from django.http.request import HttpHeaders
+from django.template.response import TemplateResponse
+from django.utils.translation import gettext
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.debug import sensitive_variables
 
@@ -23,6 +27,8 @@ from . import spool, spooldrain
 from .clientip import address_allowed, client_ip
 from .ingest import SPOOLED, UNAVAILABLE, ingest
 from .models import Delivery, Order
+from .overview import PERIODS, period_from
+from .overview import build as build_overview
 from .rawrequest import RawRequest
 
 log = logging.getLogger("epnhook.webhook")
@@ -175,3 +181,18 @@ def health(request):
         # even when no sender retries and no new postback arrives.
         spooldrain.drain_in_background_if_pending()
     return JsonResponse(body, status=200 if database == "ok" else 503)
+
+
+def overview(request):
+    """The admin's front page (epnhook.urls): the overview for staff who may read the orders, Django's list
+    of applications for any other staff member. The figures come from orders.overview."""
+    if not request.user.has_perm("orders.view_order"):
+        return admin.site.index(request)
+    data = build_overview(period_from(request.GET.get("days")))
+    context = {
+        **admin.site.each_context(request),
+        "title": gettext("Overview"),
+        "overview": data,
+        "periods": PERIODS,
+    }
+    return TemplateResponse(request, "admin/overview.html", context)

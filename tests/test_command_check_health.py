@@ -235,6 +235,43 @@ def test_quarantined_entries_are_a_warning(settings):
     assert code == 1 and "1 unreadable entry" in output
 
 
+def test_invalid_deliveries_in_the_last_24_hours_warn_from_health_invalid_deliveries(settings):
+    settings.HEALTH_INVALID_DELIVERIES = 2
+    ingest(raw_get(revenue="not money"))
+    assert check_health("--json", "--quiet", "--no-email") == (0, "")
+    ingest(raw_get(revenue="not money"))
+    code, output = check_health("--json", "--quiet", "--no-email")
+    assert code == 1 and statuses(output) == {"invalid deliveries": "warning"}
+    Delivery.objects.filter(outcome="invalid").update(received_at=timezone.now() - timedelta(hours=25))
+    assert check_health("--no-email")[0] == 0
+    settings.HEALTH_INVALID_DELIVERIES = 0
+    Delivery.objects.update(received_at=timezone.now())
+    code, output = check_health("--no-email")
+    assert code == 0 and "check off (HEALTH_INVALID_DELIVERIES 0)" in output
+
+
+def test_money_conflicts_warn_until_marked_as_looked_at(settings):
+    ingest(raw_get(commission_fee="99"))  # the healthy fixture's postback again, with other money
+    code, output = check_health("--json", "--quiet", "--no-email")
+    assert code == 1 and statuses(output) == {"conflicts": "warning"}
+    Order.objects.filter(has_conflict=True).update(conflict_reviewed_at=timezone.now(), conflict_reviewed_by="boss")
+    assert check_health("--no-email")[0] == 0
+    Order.objects.update(conflict_reviewed_at=None)
+    settings.HEALTH_CONFLICTS = 0
+    assert check_health("--no-email")[0] == 0
+
+
+def test_each_run_refreshes_the_overview_summary():
+    from orders.models import DailySummary
+
+    assert check_health("--no-email")[0] == 0
+    assert DailySummary.objects.get().orders == 1
+    ingest(raw_get(uniq_id="another"))
+    code, output = check_health("--no-email")
+    assert code == 0 and "OK        summary              1 day(s) recomputed" in output
+    assert DailySummary.objects.get().orders == 2
+
+
 def test_free_disk_thresholds(settings):
     settings.SPOOL_FREE_WARNING_MB = 10**12
     code, output = check_health("--no-email")
