@@ -296,12 +296,17 @@ def _last_reconcile(partner: str, now: datetime) -> Check:
     return Check(name, OK, message, data)
 
 
+def failed_events():
+    """Events that failed after every retry: each holds back its order's later events until resent."""
+    return OutboundEvent.objects.filter(state=OutboundEvent.State.FAILED)
+
+
 def check_outbox(now: datetime) -> Check:
     """Events the site has not taken: a failed one (it holds its order's later events back until resent),
     or an old backlog (the site, or deliver_events, has been down)."""
     backlog = outbox.backlog()
-    failed = OutboundEvent.objects.filter(state=OutboundEvent.State.FAILED).count() if backlog.count else 0
-    data = {"backlog": backlog.count, "failed": failed,
+    failed = failed_events().count() if backlog.count else 0
+    data = {"backlog": backlog.count, "failed": failed, "enabled": bool(settings.OUTBOUND_URL),
             "oldest": backlog.oldest.isoformat() if backlog.oldest else None}
     if not backlog.count:
         return Check("outbound events", OK, "all delivered" if settings.OUTBOUND_URL else "off (OUTBOUND_URL unset)",

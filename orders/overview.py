@@ -21,7 +21,7 @@ from partners.base import OrderStatus
 from partners.registry import partner_choices
 
 from . import health, summary
-from .models import DailySummary, Delivery, ReconcileRun
+from .models import DailySummary, Delivery, OutboundEvent, ReconcileRun
 
 PERIODS = (7, 30, 90)
 DEFAULT_PERIOD = 30
@@ -140,6 +140,9 @@ class Overview:
     pipelines: list[Pipeline]
     postbacks: list[Postbacks]
     spool: health.Check
+    outbound: health.Check
+    outbound_oldest: datetime | None  # the oldest undelivered event's time
+    outbound_url: str
     invalid: health.Check
     invalid_url: str
     conflicts: health.Check
@@ -165,6 +168,10 @@ def build(period: int = DEFAULT_PERIOD, *, now: datetime | None = None) -> Overv
         pipelines=pipelines(names),
         postbacks=postbacks(now, names),
         spool=health.check_spool_backlog(),
+        outbound=(outbound := health.check_outbox(now)),
+        outbound_oldest=datetime.fromisoformat(outbound.data["oldest"]) if outbound.data["oldest"] else None,
+        outbound_url=reverse("admin:orders_outboundevent_changelist") + "?" + urlencode(
+            {"state__exact": OutboundEvent.State.FAILED if health.failed_events() else OutboundEvent.State.PENDING}),
         invalid=health.check_invalid_deliveries(now),
         invalid_url=reverse("admin:orders_delivery_changelist") + "?" + urlencode(
             {"outcome__exact": Delivery.Outcome.INVALID, "last_hours": health.INVALID_WINDOW_HOURS}),

@@ -21,13 +21,14 @@ from selenium.webdriver.common.by import By
 
 from orders import health, overview, summary
 from orders.ingest import ingest
-from orders.models import DailySummary, Delivery, Order, ReconcileRun
+from orders.models import DailySummary, Delivery, Order, OutboundEvent, ReconcileRun
 from orders.rawrequest import RawRequest
 from orders.replay import replay_selected
 from tests import admin_helpers, test_admin_browser
 from tests.admin_helpers import PASSWORD, make_admin, make_viewer
 from tests.factories import postback
 from tests.test_admin_browser import ARTIFACTS, load_page, totals_rows
+from tests.webhook_receiver import SECRET
 
 pytestmark = pytest.mark.django_db
 staff_client = admin_helpers.staff_client  # the shared fixtures, used by name
@@ -341,6 +342,22 @@ def test_invalid_deliveries_are_red_exactly_when_check_health_warns(settings, st
     assert staff_client.get(url).context["cl"].result_count == 2
     settings.HEALTH_INVALID_DELIVERIES = 0
     assert health.check_invalid_deliveries(timezone.now()).level == health.OK
+
+
+def test_the_outbox_backlog_is_red_exactly_when_check_health_warns(settings, staff_client):
+    settings.OUTBOUND_URL = "https://site.example/hooks"  # nothing sends here: the event stays undelivered
+    settings.OUTBOUND_SECRET = SECRET
+    assert 'id="health-outbound">' in staff_client.get("/admin/").content.decode()
+    epn("o-1", "waiting")
+    page = staff_client.get("/admin/").content.decode()
+    assert health.check_outbox(timezone.now()).level == health.OK
+    assert 'id="health-outbound">' in page and "1 undelivered" in page
+    OutboundEvent.objects.update(state=OutboundEvent.State.FAILED)
+    assert health.check_outbox(timezone.now()).level == health.WARNING
+    page = staff_client.get("/admin/").content.decode()
+    assert 'id="health-outbound" class="problem"' in page and "1 failed" in page
+    # The link lists the failed events, which staff resend from there.
+    assert staff_client.get(overview.build().outbound_url).context["cl"].result_count == 1
 
 
 def test_conflicts_are_red_until_marked_as_looked_at(settings, staff_client):
