@@ -146,6 +146,16 @@ def terminal_report(request):
 
 
 @pytest.fixture(autouse=True)
+def _language_stays_in_its_own_test():
+    """A request in Russian leaves Russian active on the thread (LocaleMiddleware activates, nothing
+    deactivates); the next test starts in the default language whatever ran before it."""
+    yield
+    from django.utils import translation
+
+    translation.deactivate()
+
+
+@pytest.fixture(autouse=True)
 def _background_work_stays_in_its_own_test():
     """Alert emails and spool drains run on background threads; finish them before the next test
     starts, so that each test sees only its own emails and its own spool."""
