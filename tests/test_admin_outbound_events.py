@@ -79,3 +79,13 @@ def test_resend_sends_a_failed_event_again_with_its_id(staff_client, receiver):
 
 def test_every_event_state_has_a_badge_colour():
     assert set(orders_admin.EVENT_STATE_COLOURS) == set(OutboundEvent.State)
+
+
+def test_a_viewer_sees_the_events_but_may_not_resend(client, receiver):
+    ingest(raw_get(uniq_id="A"))
+    client.force_login(admin_helpers.make_viewer())
+    response = client.get(reverse(LIST))
+    assert response.status_code == 200 and len(response.context["cl"].result_list) == 1
+    assert "resend" not in response.context["cl"].model_admin.get_actions(response.wsgi_request)
+    event = OutboundEvent.objects.get()
+    assert client.get(reverse("admin:orders_outboundevent_change", args=[event.pk])).status_code == 200

@@ -10,8 +10,9 @@ from django.db import migrations, models
 VIEWER_GROUP = "viewer"  # orders/migrations/0002_viewer_group.py
 
 
-def let_viewers_see_runs(apps, schema_editor):
-    """The read-only viewer group sees the runs too, as it sees orders and deliveries."""
+def grant_viewers(apps, *codenames):
+    """Give the read-only viewer group these permissions of the orders app (created first: they are
+    otherwise created only after every migration has run). Later migrations call it too."""
     orders_config = apps.get_app_config("orders")
     orders_config.models_module = True
     create_permissions(orders_config, apps=apps, verbosity=0)
@@ -21,7 +22,12 @@ def let_viewers_see_runs(apps, schema_editor):
     group = Group.objects.filter(name=VIEWER_GROUP).first()
     if group is not None:
         group.permissions.add(*Permission.objects.filter(content_type__app_label="orders",
-                                                         codename="view_reconcilerun"))
+                                                         codename__in=codenames))
+
+
+def let_viewers_see_runs(apps, schema_editor):
+    """The read-only viewer group sees the runs too, as it sees orders and deliveries."""
+    grant_viewers(apps, "view_reconcilerun")
 
 
 class Migration(migrations.Migration):
