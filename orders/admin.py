@@ -19,8 +19,10 @@ status events (RowsFilter); every label says which of the two is shown.
 """
 
 import csv
+import functools
 import itertools
 import json
+import operator
 import re
 from datetime import UTC, datetime, time, timedelta
 from decimal import Decimal
@@ -57,6 +59,9 @@ from .templatetags.orders_admin import money
 
 # A count beyond this many rows is shown as "more than"; counting it stays a short index range.
 COUNT_LIMIT = 10_000
+# Seconds the paginator's count may take (within ADMIN_QUERY_TIMEOUT): a list whose count would take
+# longer shows its first pages without it rather than keep staff waiting.
+COUNT_TIMEOUT = 0.2
 # A prefix search that matches more rows than this in its columns reads the list's time-ordered index
 # instead of the search columns' (FastListMixin.through_index).
 SEARCH_PROBE = 2_000
@@ -161,7 +166,8 @@ class BoundedCountPaginator(Paginator):
     def count(self):
         # values("pk") drops annotations (the current status subquery) that a count does not need.
         try:
-            return self.object_list.values("pk").order_by()[: self.count_limit + 1].count()
+            with listquery.time_limit(COUNT_TIMEOUT):
+                return self.object_list.values("pk").order_by()[: self.count_limit + 1].count()
         except DatabaseError as error:
             if not listquery.timed_out(error):
                 raise
@@ -430,9 +436,12 @@ class FastChangeList(ChangeList):
     def row_names(self) -> RowNames:
         return self.model_admin.row_names(self.params)
 
+    # The column a search that matched many rows is listed by, instead of the time (through_index).
+    ordered_by = None
+
     def get_queryset(self, request, exclude_parameters=None):
         queryset = super().get_queryset(request, exclude_parameters)
-        return self.model_admin.through_index(queryset, self.query)
+        return self.model_admin.through_index(self, queryset)
 
     def count_text(self) -> str:
         """The rows counted, such as "3 orders", or "more than 10000 orders" when the count stopped."""
@@ -456,8 +465,8 @@ class FastListMixin:
     # from the rarest filter to the commonest (listquery.choose_index): the first whose columns are all
     # filtered reads the page. Each name is an index of the model (tests/test_admin_query_plans.py).
     list_indexes = ()
-    # The indexes of the prefix search's columns, read when the search matches few rows.
-    search_indexes = ()
+    # {search column: its index}, for each prefix search column (FastListMixin.through_index).
+    search_indexes = {}
 
     def get_changelist(self, request, **kwargs):
         return FastChangeList
@@ -465,26 +474,52 @@ class FastListMixin:
     def get_sortable_by(self, request):
         return (self.date_field,)
 
-    def through_index(self, queryset, search_term: str):
+    def through_index(self, changelist, queryset):
         """`queryset` (the list's rows for its filters and search) reading the index that serves them.
 
-        A search that matches up to SEARCH_PROBE rows by prefix reads the search columns' indexes and
-        sorts what it found; one that matches more (a short prefix) reads the time-ordered index of the
-        filters, where matching rows are frequent enough that a page is found after a few reads.
+        A prefix search that matches up to SEARCH_PROBE rows reads the search columns' indexes and sorts
+        what it found by time. One that matches more in a single column (a short prefix of an id, whose
+        matches may all lie years back) lists them by that column, highest first, along its index, and
+        `changelist.ordered_by` says so; matched in several columns, they are sorted by time under the
+        time limit. Without a search, the filters choose the index (listquery.choose_index).
         """
-        if search_term and self.search_indexes and self.prefix_matches(search_term) <= SEARCH_PROBE:
-            return listquery.with_index(queryset, self.search_indexes)
+        if changelist.query and self.search_indexes:
+            matches = self.prefix_matches(changelist.query)
+            matching = [column for column, count in matches.items() if count]
+            if sum(matches.values()) <= SEARCH_PROBE:
+                return listquery.with_index(queryset, [self.search_indexes[column] for column in matching]
+                                            or self.search_indexes.values())
+            if len(matching) == 1 and len(changelist.query.split()) == 1:
+                (column,) = matching
+                changelist.ordered_by = self.model._meta.get_field(column).verbose_name
+                return listquery.with_index(queryset, [self.search_indexes[column]]).order_by(f"-{column}", "-pk")
+            return listquery.with_index(queryset, self.search_indexes.values())
         name = listquery.choose_index(listquery.equality_columns(queryset), self.list_indexes)
         return listquery.with_index(queryset, [name]) if name else queryset
 
-    def prefix_matches(self, search_term: str) -> int:
-        """How many rows the search term starts a value of, in each search column, up to SEARCH_PROBE + 1
-        per column: an index range read of each, which stops early."""
-        return sum(
-            self.model.objects.filter(**{f"{field.lstrip('^')}__startswith": term}).values("pk")[: SEARCH_PROBE + 1]
-            .count()
-            for field in self.search_fields for term in search_term.split()
-        )
+    def get_search_results(self, request, queryset, search_term):
+        """Django's prefix search, over only the columns in which some value starts with the search
+        terms: a condition on a column that matches nothing would still keep its index out of the
+        query's plan (an OR of ranges is read as one range only if every column of it has one)."""
+        if not (search_term and self.search_indexes):
+            return super().get_search_results(request, queryset, search_term)
+        columns = [column for column, count in self.prefix_matches(search_term).items() if count]
+        if not columns:
+            return queryset.none(), False
+        for term in search_term.split():
+            queryset = queryset.filter(functools.reduce(operator.or_, (
+                Q(**{f"{column}__istartswith": term}) for column in columns)))
+        return queryset, False
+
+    def prefix_matches(self, search_term: str) -> dict[str, int]:
+        """{search column: how many rows the search terms start a value of in it, up to SEARCH_PROBE + 1}:
+        an index range read of each column, which stops early."""
+        return {
+            column: sum(
+                self.model.objects.filter(**{f"{column}__istartswith": term}).values("pk")[: SEARCH_PROBE + 1]
+                .count() for term in search_term.split())
+            for column in self.search_indexes
+        }
 
     def changelist_view(self, request, extra_context=None):
         """The list, each of its queries under ADMIN_QUERY_TIMEOUT; past it, a page that says so. Only for
@@ -536,12 +571,10 @@ class OrderAdmin(FastListMixin, admin.ModelAdmin):
     date_field = "created_at"
     # The order view; the status event view adds the event's own status and that of its order.
     # Narrow enough for a 1400 px screen beside the sidebar and the filters (orders/static/orders/admin.css):
-    # the order's ids share a cell, the money is one cell per amount; the offer, the click and the time of
-    # order are on the detail page.
-    list_display = ("partner", "order_cell", "order_current_status", "commission_amount", "revenue_amount",
-                    "created_at")
-    event_list_display = ("partner", "order_cell", "status", "current", "commission_amount", "revenue_amount",
-                          "created_at")
+    # the order's ids and its network share a cell, the money is one cell per amount; the offer, the click
+    # and the time of order are on the detail page.
+    list_display = ("order_cell", "order_current_status", "commission_amount", "revenue_amount", "received")
+    event_list_display = ("order_cell", "status", "current", "commission_amount", "revenue_amount", "received")
     list_filter = (
         RowsFilter, PartnerFilter, ("order_status", StatusFilter), CurrencyFilter,
         ("has_conflict", titled(admin.BooleanFieldListFilter, "conflict")),
@@ -550,7 +583,7 @@ class OrderAdmin(FastListMixin, admin.ModelAdmin):
     )
     # Prefix search ('^': LIKE 'x%'), which the index on each column serves; an exact id is a prefix of itself.
     search_fields = ("^uniq_id", "^order_number", "^click_id")
-    search_indexes = ("order_uniq_id", "order_order_number", "order_click_id")
+    search_indexes = {"uniq_id": "order_uniq_id", "order_number": "order_order_number", "click_id": "order_click_id"}
     list_indexes = (
         ("order_conflict_created", ("has_conflict=True",)),
         ("order_currency_status_created", ("currency", "order_status")),
@@ -635,11 +668,22 @@ class OrderAdmin(FastListMixin, admin.ModelAdmin):
         """The order view's status column: each of its rows is an order's current one."""
         return status_badge(order.order_status)
 
+    def get_sortable_by(self, request):
+        return ("received",)
+
+    @admin.display(description=_("received"), ordering="created_at")
+    def received(self, order):
+        """The time received, in the short form that fits the list: the date, and the time under it."""
+        moment = timezone.localtime(order.created_at)
+        return format_html("{}<br><small>{}</small>", formats.date_format(moment, "SHORT_DATE_FORMAT"),
+                           formats.time_format(moment, "TIME_FORMAT"))
+
     @admin.display(description=_("order"))
     def order_cell(self, order):
-        """The unique id, and below it the shop's order number and the user's click id."""
-        return format_html('<span class="uniq-id">{}</span><br><span class="order-ids">{} · {}</span>',
-                           order.uniq_id, order.order_number or "-", order.click_id)
+        """The unique id, and below it the network, the shop's order number and the user's click id."""
+        ids = f"{order.partner} · {order.order_number or '-'} · {order.click_id}"
+        return format_html('<div class="order-cell"><span title="{}">{}</span><small title="{}">{}</small></div>',
+                           order.uniq_id, order.uniq_id, ids, ids)
 
     @admin.display(description=_("revenue"))
     def revenue_amount(self, order):
@@ -691,13 +735,9 @@ class OrderAdmin(FastListMixin, admin.ModelAdmin):
         if not self.has_view_permission(request):
             raise admin.options.PermissionDenied
         with listquery.time_limit():
-            changelist = self.filtered_changelist(request)
             try:
-                totals = list(
-                    changelist.queryset.order_by().values("currency")
-                    .annotate(rows=Count("pk"), revenue=Sum("revenue"), commission=Sum("commission_fee"))
-                    .order_by("currency")
-                )
+                changelist = self.filtered_changelist(request)
+                totals = per_currency_totals(changelist.queryset, request.GET.get(CurrencyFilter.parameter_name))
             except DatabaseError as error:
                 if not listquery.timed_out(error):
                     raise
@@ -715,10 +755,10 @@ class OrderAdmin(FastListMixin, admin.ModelAdmin):
         if not self.has_view_permission(request):
             raise admin.options.PermissionDenied
         with listquery.time_limit():
-            changelist = self.filtered_changelist(request)
-            columns = STATUS_EVENT_EXPORT_COLUMNS if changelist.shows_events else ORDER_EXPORT_COLUMNS
-            rows = export_rows(changelist.queryset, columns)
             try:
+                changelist = self.filtered_changelist(request)
+                columns = STATUS_EVENT_EXPORT_COLUMNS if changelist.shows_events else ORDER_EXPORT_COLUMNS
+                rows = export_rows(changelist.queryset, columns)
                 # The header and the first chunk now: a filter too wide to answer in time gets a page
                 # that says so, not a download that breaks off.
                 first = [next(rows), next(rows, None)]
@@ -751,6 +791,17 @@ class OrderAdmin(FastListMixin, admin.ModelAdmin):
                 "deliveries_limit": DETAIL_DELIVERIES,
             }
         return super().change_view(request, object_id, form_url, {**extra, **(extra_context or {})})
+
+
+def per_currency_totals(queryset, currency: str | None) -> list[dict]:
+    """[{currency, rows, revenue, commission}] of `queryset`, by currency. With the currency filtered,
+    one aggregate without GROUP BY: grouping would put the rows' one group through a temporary table
+    and a sort, which MariaDB does not skip for a column fixed by the WHERE clause."""
+    sums = {"rows": Count("pk"), "revenue": Sum("revenue"), "commission": Sum("commission_fee")}
+    if currency:
+        totals = queryset.order_by().aggregate(**sums)
+        return [{"currency": currency, **totals}] if totals["rows"] else []
+    return list(queryset.order_by().values("currency").annotate(**sums).order_by("currency"))
 
 
 # The CSV's columns: (field, header). Each starts with the id, which export_rows pages by. An order

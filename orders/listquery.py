@@ -15,6 +15,7 @@ error, so that the page can say so instead of failing with a 500. SQLite has no 
 hints: there, both are no-ops.
 """
 
+import re
 from collections.abc import Iterable, Sequence
 from contextlib import contextmanager
 
@@ -29,7 +30,7 @@ STATEMENT_TIMEOUT = 1969
 
 
 class HintedTable(BaseTable):
-    """The FROM clause's table with `USE INDEX (...)` after it, on MariaDB only."""
+    """The FROM clause's table with `FORCE INDEX (...)` after it, on MariaDB only."""
 
     def __init__(self, table: BaseTable, indexes: Sequence[str]):
         super().__init__(table.table_name, table.table_alias)
@@ -40,7 +41,7 @@ class HintedTable(BaseTable):
         if connection.vendor != "mysql" or not self.indexes:
             return sql, params
         names = ", ".join(connection.ops.quote_name(name) for name in self.indexes)
-        return f"{sql} USE INDEX ({names})", params
+        return f"{sql} FORCE INDEX ({names})", params
 
     @property
     def identity(self):
@@ -48,7 +49,7 @@ class HintedTable(BaseTable):
 
 
 def with_index(queryset, indexes: Iterable[str]):
-    """`queryset`, reading its model's table through one of `indexes` only (USE INDEX: the optimizer may
+    """`queryset`, reading its model's table through one of `indexes` only (FORCE INDEX: the optimizer may
     still pick among them, or the primary key for a lookup by id). Subqueries and joins are left alone."""
     queryset = queryset.all()
     query = queryset.query
@@ -85,16 +86,26 @@ def choose_index(filtered: set[str], candidates: Sequence[tuple[str, tuple[str, 
     return None
 
 
-def _limited(execute, sql, params, many, context):
-    if sql.lstrip()[:6].upper() == "SELECT":
-        seconds = settings.ADMIN_QUERY_TIMEOUT
-        sql = f"SET STATEMENT max_statement_time={seconds:g} FOR {sql}"
-    return execute(sql, params, many, context)
+LIMITED = re.compile(r"SET STATEMENT max_statement_time=([0-9.e-]+) FOR (.*)", re.S)
+
+
+def _limit(seconds: float):
+    def limited(execute, sql, params, many, context):
+        if already := LIMITED.fullmatch(sql):  # an enclosing block's limit: the shorter one applies
+            limit, sql = min(seconds, float(already[1])), already[2]
+        else:
+            limit = seconds
+        if sql.lstrip()[:6].upper() == "SELECT":
+            sql = f"SET STATEMENT max_statement_time={limit:g} FOR {sql}"
+        return execute(sql, params, many, context)
+
+    return limited
 
 
 @contextmanager
-def time_limit(using: str = "default"):
-    """Within the block, each SELECT sent on `using` runs under ADMIN_QUERY_TIMEOUT (on MariaDB; 0 = none).
+def time_limit(seconds: float | None = None, using: str = "default"):
+    """Within the block, each SELECT sent on `using` runs under ADMIN_QUERY_TIMEOUT, or `seconds` if
+    shorter (on MariaDB; ADMIN_QUERY_TIMEOUT 0 means no limit). Blocks nest; the shortest limit applies.
 
     SET STATEMENT applies to the one statement it prefixes, so nothing outlives the block: not on this
     connection, and not on a pooled one that the next request reuses.
@@ -103,7 +114,8 @@ def time_limit(using: str = "default"):
     if connection.vendor != "mysql" or not settings.ADMIN_QUERY_TIMEOUT:
         yield
         return
-    with connection.execute_wrapper(_limited):
+    with connection.execute_wrapper(_limit(min(seconds or settings.ADMIN_QUERY_TIMEOUT,
+                                               settings.ADMIN_QUERY_TIMEOUT))):
         yield
 
 
