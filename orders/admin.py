@@ -1,12 +1,15 @@
 """The staff admin: orders (the ledger) and deliveries (the raw log), fast at millions of rows.
 
-Three things the stock admin does that a million-row InnoDB table cannot afford, and what replaces them:
+Four things the stock admin does that a million-row InnoDB table cannot afford, and what replaces them:
 - COUNT(*) for the paginator: InnoDB has no stored row count, so it reads an index end to end.
   BoundedCountPaginator counts at most COUNT_LIMIT rows and says "more than" beyond.
 - icontains search (LIKE '%x%'): no index can serve it. Search is by prefix on indexed columns.
 - the date hierarchy's SELECT DISTINCT over the whole table (and MariaDB's CONVERT_TZ, which needs the
   time zone tables): the fast_date_hierarchy tag (orders.templatetags.orders_admin) lists years from
   MIN and MAX, months and days from the calendar.
+- the optimizer's own choice of index, which for two filters or more may read most of the table: each
+  list names the index for its filters, and each of its queries runs under a time limit that the page
+  reports instead of failing (orders.listquery; FastListMixin.list_indexes).
 Sorting is limited to the received time, which every list index ends with; any other sort would be a
 filesort of the whole table. Totals run in their own request so the list never waits for them, and
 above the count limit only when asked for. Filtering is limited to the lists' own filters, date
