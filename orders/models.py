@@ -102,8 +102,7 @@ class Order(models.Model):
             # A network's orders of one status, newest first: the order list filtered by both (and any
             # other filter, checked on the rows it reads); it also serves what (partner, order_status)
             # served before it, as its prefix.
-            models.Index(fields=["partner", "order_status", "created_at", "is_current"],
-                         name="order_partner_status_created"),
+            models.Index(fields=["partner", "order_status", "created_at"], name="order_partner_status_created"),
             # Staff look orders up by the user, by the shop's order number and by ePN's id alone.
             models.Index(fields=["click_id"], name="order_click_id"),
             models.Index(fields=["order_number"], name="order_order_number"),
@@ -112,21 +111,17 @@ class Order(models.Model):
             # The admin lists newest first (created_at, id); each of its filters gets an index that
             # yields rows already in that order, so a page reads 100 rows, not a million, even for a
             # rare value (a TON order among a million roubles). Postbacks are few; the writes are cheap.
-            # is_current after the time: the order list (current rows) checks it in the index entry,
-            # so that counting up to its limit reads the index alone, and the page fetches only the
-            # rows it shows (orders.listquery).
-            models.Index(fields=["order_status", "created_at", "is_current"], name="order_status_created"),
+            models.Index(fields=["order_status", "created_at"], name="order_status_created"),
             models.Index(fields=["is_current", "created_at"], name="order_current_created"),
             models.Index(fields=["has_conflict", "created_at"], name="order_conflict_created"),
             # Also what lists the currency filter's choices: SELECT DISTINCT currency is a loose scan of
             # this index on MariaDB (one probe per currency), not a read of the table.
-            models.Index(fields=["currency", "created_at", "is_current"], name="order_currency_created"),
+            models.Index(fields=["currency", "created_at"], name="order_currency_created"),
             # Orders of a currency and a status, newest first ("completed in TON"): of the order list's
             # combinations, the one whose two filters are each too common for the other's index to find
             # a page, or count it, without reading most of the table at several million orders.
-            models.Index(fields=["currency", "order_status", "created_at", "is_current"],
-                         name="order_currency_status_created"),
-            models.Index(fields=["partner", "created_at", "is_current"], name="order_partner_created"),
+            models.Index(fields=["currency", "order_status", "created_at"], name="order_currency_status_created"),
+            models.Index(fields=["partner", "created_at"], name="order_partner_created"),
             # The "time of order" date range filter.
             models.Index(fields=["time_of_order"], name="order_time_of_order"),
         ]
