@@ -65,8 +65,8 @@ COUNT_LIMIT = 10_000
 # Seconds the paginator's count may take (within ADMIN_QUERY_TIMEOUT): a list whose count would take
 # longer shows its first pages without it rather than keep staff waiting.
 COUNT_TIMEOUT = 0.2
-# A prefix search that matches more rows than this in its columns reads the list's time-ordered index
-# instead of the search columns' (FastListMixin.through_index).
+# A prefix search that matches more rows than this, all in one column, is listed by that column instead of
+# the time received (FastListMixin.through_index).
 SEARCH_PROBE = 2_000
 # Rows fetched per query by the CSV export; memory holds one chunk, never the whole result.
 EXPORT_CHUNK = 2_000

@@ -49,8 +49,9 @@ class HintedTable(BaseTable):
 
 
 def with_index(queryset, indexes: Iterable[str]):
-    """`queryset`, reading its model's table through one of `indexes` only (FORCE INDEX: the optimizer may
-    still pick among them, or the primary key for a lookup by id). Subqueries and joins are left alone."""
+    """`queryset`, reading its model's table through one of `indexes` (FORCE INDEX: the optimizer picks
+    among them, or several at once for an OR, and reads the table itself only if none of them can serve
+    the query at all). Subqueries and joins are left alone."""
     queryset = queryset.all()
     query = queryset.query
     alias = query.get_initial_alias()
