@@ -234,8 +234,8 @@ class CurrencyFilter(admin.SimpleListFilter):
     """The currencies stored, whichever networks sent them (the column has no fixed choices: each partner
     says which codes it accepts).
 
-    SELECT DISTINCT currency is answered from the (currency, created_at) index: MariaDB reads it with a
-    loose index scan ("Using index for group-by"), one probe per currency, never the table's rows.
+    SELECT DISTINCT currency is answered from an index that starts with the currency: MariaDB reads it with
+    a loose index scan ("Using index for group-by"), one probe per currency, never the table's rows.
     """
 
     title = FILTER_TITLES["currency"]

@@ -115,7 +115,7 @@ class Order(models.Model):
             models.Index(fields=["is_current", "created_at"], name="order_current_created"),
             models.Index(fields=["has_conflict", "created_at"], name="order_conflict_created"),
             # Also what lists the currency filter's choices: SELECT DISTINCT currency is a loose scan of
-            # this index on MariaDB (one probe per currency), not a read of the table.
+            # this index, or of the next one, on MariaDB (one probe per currency), not a read of the table.
             models.Index(fields=["currency", "created_at"], name="order_currency_created"),
             # Orders of a currency and a status, newest first ("completed in TON"): of the order list's
             # combinations, the one whose two filters are each too common for the other's index to find

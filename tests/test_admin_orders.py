@@ -112,8 +112,9 @@ def test_the_currency_filter_reads_the_currency_index_not_the_rows():
         cursor.execute(f"EXPLAIN {sql}", params)
         (plan,) = [dict(zip([column[0] for column in cursor.description], row, strict=True))
                    for row in cursor.fetchall()]
-    # A loose index scan: one probe per currency in (currency, created_at), whatever the table's size.
-    assert plan["key"] == "order_currency_created" and "Using index for group-by" in plan["Extra"], plan
+    # A loose index scan: one probe per currency in an index that starts with it, whatever the table's size.
+    assert plan["key"] in ("order_currency_created", "order_currency_status_created"), plan
+    assert "Using index for group-by" in plan["Extra"], plan
 
 
 def test_the_status_filter_is_titled_for_what_it_filters(staff_client):
