@@ -280,7 +280,7 @@ def test_staff_add_a_network_and_its_postbacks_arrive_under_it(browser, live_ser
     load_page(browser, browser.find_element(By.LINK_TEXT, "ActionPay").click,
               "#changelist-filter li.selected a[href='?partner=actionpay']")
     assert listed_uniq_ids(browser) == ["AP-777"]
-    assert rows_text(browser)[0].startswith("actionpay AP-777")
+    assert rows_text(browser)[0].startswith("AP-777\nactionpay")
     assert "completed (confirmed)" in rows_text(browser)[0]
     screenshot(browser, "network-order-listed")
     order = Order.objects.get()
