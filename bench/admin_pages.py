@@ -40,6 +40,18 @@ HISTORIES = (
     ("rejected", "pending"),
 )
 CURRENCIES = ("RUB",) * 90 + ("USD",) * 6 + ("EUR",) * 3 + ("TON",)
+# Filter combinations of the order list that staff use (query parameters); the current-status view is
+# the default, so "current" is every one without rows=events.
+COMBINATIONS = (
+    ("current + USD", {"currency__exact": "USD"}),
+    ("completed + TON", {"order_status__exact": "completed", "currency__exact": "TON"}),
+    ("network + rejected + current", {"partner": "epn_bz", "order_status__exact": "rejected"}),
+    ("network + completed + RUB", {"partner": "epn_bz", "order_status__exact": "completed", "currency__exact": "RUB"}),
+    ("conflict + waiting", {"has_conflict__exact": "1", "order_status__exact": "waiting"}),
+    ("status events: pending + EUR", {"rows": "events", "order_status__exact": "pending", "currency__exact": "EUR"}),
+)
+# What a list says when a query hit ADMIN_QUERY_TIMEOUT (orders.listquery): such a page is marked.
+TIMED_OUT_MARK = b'id="query-timed-out"'
 
 
 def main() -> None:
@@ -236,6 +248,7 @@ def measure(repeat: int) -> list[tuple[str, str, list[float]]]:
     from django.test import Client
     from django.test.utils import CaptureQueriesContext, override_settings
     from django.urls import reverse
+    from django.utils import timezone
 
     from orders.models import Order
 
@@ -253,6 +266,12 @@ def measure(repeat: int) -> list[tuple[str, str, list[float]]]:
     middle = Order.objects.filter(pk__gte=Order.objects.order_by("-pk").values_list("pk", flat=True)[0] // 2)
     sample = middle.order_by("pk").first()
     order_list = reverse("admin:orders_order_changelist")
+    # A month half a year back, well inside the two years of data.
+    month_start = (timezone.localdate() - timedelta(days=182)).replace(day=1)
+    month = {"created_at__from": month_start.isoformat(),
+             "created_at__to": (month_start + timedelta(days=31)).replace(day=1) - timedelta(days=1)}
+    # Matches a tenth of the order keys (EPN-000100000 to EPN-000199999).
+    many_prefix = "EPN-0001"
     pages = [
         ("order list, default first page (orders at their current status)", order_list),
         ("order list, current status completed", f"{order_list}?{urlencode({'order_status__exact': 'completed'})}"),
@@ -264,22 +283,52 @@ def measure(repeat: int) -> list[tuple[str, str, list[float]]]:
         ("delivery list", reverse("admin:orders_delivery_changelist")),
         ("overview (the admin's front page), 30 days", reverse("overview")),
         ("overview, 90 days", f"{reverse('overview')}?days=90"),
+        # Combinations of filters, which no single-column index serves (the issue's list).
+        *((f"combination: {name}", url_of("admin:orders_order_changelist", query)) for name, query in COMBINATIONS),
+        ("combination: status + date range (a month)",
+         url_of("admin:orders_order_changelist", {"order_status__exact": "completed", **month})),
+        ("combination: network + a month of the date hierarchy", url_of("admin:orders_order_changelist", {
+            "partner": "epn_bz", "created_at__year": month_start.year, "created_at__month": month_start.month})),
+        ("search: an order-number prefix matching 10 % of orders",
+         url_of("admin:orders_order_changelist", {"q": many_prefix})),
+        ("search: that prefix + currency USD",
+         url_of("admin:orders_order_changelist", {"q": many_prefix, "currency__exact": "USD"})),
+        ("totals: completed + TON",
+         url_of("admin:orders_order_totals", {"order_status__exact": "completed", "currency__exact": "TON"})),
+        ("totals: current + USD + a month", url_of("admin:orders_order_totals", {"currency__exact": "USD", **month})),
+        ("CSV export: USD + a month (whole file)",
+         url_of("admin:orders_order_export", {"currency__exact": "USD", **month})),
+        ("postbacks: invalid + network",
+         url_of("admin:orders_delivery_changelist", {"outcome__exact": "invalid", "partner": "epn_bz"})),
+        ("postbacks: network + a month", url_of("admin:orders_delivery_changelist", {
+            "partner": "epn_bz", "received_at__from": month["created_at__from"],
+            "received_at__to": month["created_at__to"]})),
     ]
-    results = []
+    results, timed_out = [], set()
     for name, url in pages:
         timings, sql_timings = [], []
         for attempt in range(repeat + 2):
             with CaptureQueriesContext(connection) as queries:
                 started = time.perf_counter()
                 response = client.get(url)
+                if response.streaming:  # the CSV: its queries run as it is read
+                    b"".join(response.streaming_content)
                 elapsed = (time.perf_counter() - started) * 1000
             if response.status_code != 200:
                 raise SystemExit(f"{name}: {url} answered {response.status_code}")
+            if not response.streaming and TIMED_OUT_MARK in response.content:
+                timed_out.add(name)
             if attempt >= 2:
                 timings.append(elapsed)
                 sql_timings.append(sum(float(query["time"]) for query in queries.captured_queries) * 1000)
-        results.append((name, timings, sql_timings))
+        results.append((f"{name} (TIMED OUT: the page said so)" if name in timed_out else name, timings, sql_timings))
     return results
+
+
+def url_of(name: str, query: dict) -> str:
+    from django.urls import reverse
+
+    return f"{reverse(name)}?{urlencode(query)}"
 
 
 def report(results, orders: int, deliveries: int) -> str:

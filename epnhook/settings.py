@@ -46,7 +46,8 @@ if not ADMIN_URL.endswith("/") or ADMIN_URL.startswith("/"):
     raise ImproperlyConfigured("ADMIN_URL must look like 'admin/': no leading slash, one trailing slash.")
 
 INSTALLED_APPS = [
-    "django.contrib.admin",
+    # django.contrib.admin with the project's site (epnhook/admin.py: the sidebar's order, Axes for superusers).
+    "epnhook.apps.EpnhookAdminConfig",
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
@@ -103,6 +104,12 @@ _db = DATABASES["default"]
 DATABASE_CONNECT_TIMEOUT = env.int("DATABASE_CONNECT_TIMEOUT", default=1)
 DATABASE_READ_TIMEOUT = env.int("DATABASE_READ_TIMEOUT", default=3)
 DATABASE_LOCK_WAIT_TIMEOUT = env.int("DATABASE_LOCK_WAIT_TIMEOUT", default=2)
+# Seconds one query of an admin list (its page, count, totals or a CSV chunk) may run on MariaDB before the
+# server stops it and the page says to narrow the filter (orders.listquery); below DATABASE_READ_TIMEOUT,
+# which would end the connection with a 500 instead. 0: no limit. SQLite has none.
+ADMIN_QUERY_TIMEOUT = env.float("ADMIN_QUERY_TIMEOUT", default=2)
+if ADMIN_QUERY_TIMEOUT < 0:
+    raise ImproperlyConfigured("ADMIN_QUERY_TIMEOUT must be 0 (no limit) or a number of seconds.")
 if _db["ENGINE"] == "django.db.backends.mysql":
     _options = {
         "charset": "utf8mb4",
