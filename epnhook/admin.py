@@ -39,8 +39,12 @@ class EpnhookAdminSite(admin.AdminSite):
 
 
 def _overview_entry() -> dict:
-    """The overview as the app list shows a model: a name and a link, nothing to add or change."""
-    return {"name": _("Overview"), "object_name": "Overview", "admin_url": reverse("overview"),
+    """The overview as the app list shows a model: a name and a link, nothing to add or change. The
+    sidebar marks an entry current when its link is a prefix of the page's path, which the admin's root
+    is of every page; the link's query (the default period) keeps it from lighting up everywhere."""
+    from orders.overview import DEFAULT_PERIOD
+
+    return {"name": _("Overview"), "object_name": "Overview", "admin_url": f"{reverse('overview')}?days={DEFAULT_PERIOD}",
             "add_url": None, "view_only": True, "perms": {"view": True}}
 
 

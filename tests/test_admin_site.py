@@ -27,7 +27,8 @@ def test_a_superuser_sees_the_ledger_first_and_axes_last(client):
     page = client.get(reverse("admin:orders_order_changelist")).content.decode()
     positions = [page.index(f'class="app-{label} module') for label in ("orders", "partners", "auth", "axes")]
     assert positions == sorted(positions)
-    assert positions[0] < page.index(f'href="{reverse("overview")}"', positions[0]) < page.index(
+    assert 'class="model-overview current-model"' not in page and 'class="model-order current-model"' in page
+    assert positions[0] < page.index(f'href="{reverse("overview")}?days=30"', positions[0]) < page.index(
         f'href="{reverse("admin:orders_order_changelist")}"', positions[0])
 
 
