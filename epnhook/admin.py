@@ -44,8 +44,8 @@ def _overview_entry() -> dict:
     is of every page; the link's query (the default period) keeps it from lighting up everywhere."""
     from orders.overview import DEFAULT_PERIOD
 
-    return {"name": _("Overview"), "object_name": "Overview", "admin_url": f"{reverse('overview')}?days={DEFAULT_PERIOD}",
-            "add_url": None, "view_only": True, "perms": {"view": True}}
+    return {"name": _("Overview"), "object_name": "Overview",
+            "admin_url": f"{reverse('overview')}?days={DEFAULT_PERIOD}", "add_url": None, "view_only": True, "perms": {"view": True}}
 
 
 def _position(names, name) -> int:
