@@ -45,7 +45,8 @@ def _overview_entry() -> dict:
     from orders.overview import DEFAULT_PERIOD
 
     return {"name": _("Overview"), "object_name": "Overview",
-            "admin_url": f"{reverse('overview')}?days={DEFAULT_PERIOD}", "add_url": None, "view_only": True, "perms": {"view": True}}
+            "admin_url": f"{reverse('overview')}?days={DEFAULT_PERIOD}", "add_url": None, "view_only": True,
+            "perms": {"view": True}}
 
 
 def _position(names, name) -> int:
