@@ -35,7 +35,6 @@ A dry run writes nothing to the ledger and records no run; it only keeps the net
 (EPN.bz's refresh tokens are good once: one not kept would cost the next run a new login).
 """
 
-import fcntl
 import logging
 import subprocess
 import sys
@@ -58,7 +57,7 @@ from partners.base import OrderStatus, ParsedOrder, Partner, PayloadError
 from partners.models import DatabaseTokenStore
 from partners.registry import get_partner
 
-from . import alerts
+from . import alerts, filelock
 from .ingest import CONFLICT_FIELDS, store
 from .models import Delivery, Order, ReconcileRun
 from .operations import refresh_connection
@@ -189,15 +188,8 @@ def last_window_end(slug: str) -> date | None:
 def exclusive(slug: str) -> Iterator[bool]:
     """Hold the network's run lock for the block, across processes; yields False (holding nothing) when
     another process holds it. See the module docstring for why a flock."""
-    directory = settings.ALERT_STATE_DIR
-    directory.mkdir(parents=True, exist_ok=True)
-    with open(directory / f"reconcile-{slug}.lock", "w") as lock:
-        try:
-            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            yield False
-            return
-        yield True
+    with filelock.held(settings.ALERT_STATE_DIR / f"reconcile-{slug}.lock") as held:
+        yield held
 
 
 def in_progress(slug: str) -> bool:

@@ -22,7 +22,6 @@ simply waits.
 """
 
 import email.utils
-import fcntl
 import logging
 import time
 from contextlib import contextmanager
@@ -36,7 +35,7 @@ from django.db.models import F
 from django.utils import timezone
 from standardwebhooks.webhooks import Webhook
 
-from . import alerts
+from . import alerts, filelock
 from .models import OutboundAttempt, OutboundEvent
 
 log = logging.getLogger("epnhook.sender")
@@ -67,14 +66,8 @@ class PassReport:
 def exclusive():
     """Hold the sender's lock (a file lock beside the spool's, on the host that runs the service) for the
     block; yields False, holding nothing, when another sender holds it."""
-    settings.SPOOL_DIR.mkdir(parents=True, exist_ok=True)
-    with open(settings.SPOOL_DIR / LOCK_NAME, "w") as lock:
-        try:
-            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            yield False
-            return
-        yield True
+    with filelock.held(settings.SPOOL_DIR / LOCK_NAME) as held:
+        yield held
 
 
 class Sender:

@@ -9,7 +9,6 @@ This module is the directory and nothing else: it never touches the database. St
 is orders.spooldrain's work, through the write path.
 """
 
-import fcntl
 import json
 import logging
 import os
@@ -21,7 +20,7 @@ from pathlib import Path
 
 from django.conf import settings
 
-from . import alerts
+from . import alerts, filelock
 from .rawrequest import RawRequest
 
 log = logging.getLogger("epnhook.spool")
@@ -87,14 +86,8 @@ def quarantined_count() -> int:
 def exclusive() -> Iterator[bool]:
     """Hold the spool's drain lock for the block, across processes; yields False (and holds nothing)
     when another process holds it."""
-    settings.SPOOL_DIR.mkdir(parents=True, exist_ok=True)
-    with open(settings.SPOOL_DIR / ".drain.lock", "w") as lock:
-        try:
-            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            yield False
-            return
-        yield True
+    with filelock.held(settings.SPOOL_DIR / ".drain.lock") as held:
+        yield held
 
 
 def has_pending() -> bool:
