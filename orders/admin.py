@@ -522,6 +522,23 @@ class FastChangeList(ChangeList):
         return self.row_names.counted % {"count": self.result_count}
 
 
+class RecordAdminMixin:
+    """A record the service writes (the ledger by orders.ingest, deliveries as they arrive, reconciliation
+    runs, events with the ledger): nobody adds, edits or deletes one here. Where `change_runs_actions` is
+    set, the change permission decides who may run the list's actions (replay, resend), and nothing else."""
+
+    change_runs_actions = False
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return self.change_runs_actions and obj is None and super().has_change_permission(request)
+
+
 class FastListMixin:
     """What both lists share: the bounded paginator, newest first, and no table-wide sorting."""
 
@@ -637,7 +654,7 @@ class OrderChangeList(FastChangeList):
 
 
 @admin.register(Order)
-class OrderAdmin(FastListMixin, admin.ModelAdmin):
+class OrderAdmin(RecordAdminMixin, FastListMixin, admin.ModelAdmin):
     date_field = "created_at"
     # The order view; the status event view adds the event's own status and that of its order.
     # Narrow enough for a 1400 px screen beside the sidebar and the filters (orders/static/orders/admin.css):
@@ -700,16 +717,6 @@ class OrderAdmin(FastListMixin, admin.ModelAdmin):
 
     def row_names(self, params) -> RowNames:
         return STATUS_EVENT_ROWS if shows_events(params) else ORDER_ROWS
-
-    # The ledger is written by orders.ingest only: nobody adds, edits or deletes orders here.
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
     def has_review_conflict_permission(self, request):
         return request.user.has_perm("orders.review_conflict")
@@ -994,7 +1001,8 @@ class ReconcileRunFilter(admin.SimpleListFilter):
 
 
 @admin.register(Delivery)
-class DeliveryAdmin(FastListMixin, admin.ModelAdmin):
+class DeliveryAdmin(RecordAdminMixin, FastListMixin, admin.ModelAdmin):
+    change_runs_actions = True  # replay
     date_field = "received_at"
     list_display = ("id", "received_at", "partner", "source", "method", "outcome_badge", "order_link", "short_error")
     list_filter = (
@@ -1024,17 +1032,6 @@ class DeliveryAdmin(FastListMixin, admin.ModelAdmin):
 
     def row_names(self, params) -> RowNames:
         return DELIVERY_ROWS
-
-    # Deliveries are the record of what arrived: never added, edited or deleted by hand. The change
-    # permission only decides who may replay them.
-    def has_add_permission(self, request):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return obj is None and super().has_change_permission(request)
 
     @admin.display(description=_("outcome"))
     def outcome_badge(self, delivery):
@@ -1099,7 +1096,7 @@ FINDING_LABELS = {
 
 
 @admin.register(ReconcileRun)
-class ReconcileRunAdmin(FastListMixin, admin.ModelAdmin):
+class ReconcileRunAdmin(RecordAdminMixin, FastListMixin, admin.ModelAdmin):
     """The runs of `manage.py reconcile`, newest first, read-only; staff with the permission to start a run
     start one per network from the list (in the background: see start_view)."""
 
@@ -1119,16 +1116,6 @@ class ReconcileRunAdmin(FastListMixin, admin.ModelAdmin):
 
     def row_names(self, params) -> RowNames:
         return RUN_ROWS
-
-    # A run is the account of what it did: written by orders.reconcile only.
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
     def get_readonly_fields(self, request, obj=None):
         return [name for fieldset in self.fieldsets for name in fieldset[1]["fields"]]
@@ -1219,10 +1206,11 @@ class OutboundAttemptInline(admin.TabularInline):
 
 
 @admin.register(OutboundEvent)
-class OutboundEventAdmin(FastListMixin, admin.ModelAdmin):
+class OutboundEventAdmin(RecordAdminMixin, FastListMixin, admin.ModelAdmin):
     """The events for the site (orders.outbox), newest first, with their attempts; the backlog above the list.
     Staff who may change events resend them (a failed one releases the later events of its order)."""
 
+    change_runs_actions = True  # resend
     date_field = "created_at"
     list_display = ("public_id", "created_at", "type", "partner", "uniq_id", "state_badge", "attempts",
                     "next_attempt_at", "short_error")
@@ -1239,17 +1227,6 @@ class OutboundEventAdmin(FastListMixin, admin.ModelAdmin):
 
     def row_names(self, params) -> RowNames:
         return EVENT_ROWS
-
-    # An event is what was written with the ledger: never added, edited or deleted by hand. The change
-    # permission only decides who may resend.
-    def has_add_permission(self, request):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return obj is None and super().has_change_permission(request)
 
     def changelist_view(self, request, extra_context=None):
         return super().changelist_view(request, {"backlog": outbox.backlog(), **(extra_context or {})})
