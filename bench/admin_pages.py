@@ -332,19 +332,25 @@ def url_of(name: str, query: dict) -> str:
 
 
 def report(results, orders: int, deliveries: int) -> str:
+    return timings_table(results, f"Admin pages on MariaDB with {orders:,} orders and {deliveries:,} deliveries",
+                         TARGET_MS)
+
+
+def timings_table(results, heading: str, target_ms: float) -> str:
+    """A Markdown table of (page name, server times, SQL times) under `heading`, each median against
+    `target_ms` (bench/api_pages.py reports its pages with it too)."""
     load = ", ".join(f"{value:.1f}" for value in os.getloadavg())
     lines = [
-        f"Admin pages on MariaDB with {orders:,} orders and {deliveries:,} deliveries "
-        f"(median of {len(results[0][1])} requests, server time in process; load average {load}):",
+        f"{heading} (median of {len(results[0][1])} requests, server time in process; load average {load}):",
         "",
         "| page | median ms | of which SQL ms | max ms | target ms | result |",
         "|---|---:|---:|---:|---:|---|",
     ]
     for name, timings, sql_timings in results:
         median = statistics.median(timings)
-        verdict = "ok" if median < TARGET_MS else "TOO SLOW"
+        verdict = "ok" if median < target_ms else "TOO SLOW"
         lines.append(
-            f"| {name} | {median:.1f} | {statistics.median(sql_timings):.1f} | {max(timings):.1f} | {TARGET_MS} "
+            f"| {name} | {median:.1f} | {statistics.median(sql_timings):.1f} | {max(timings):.1f} | {target_ms} "
             f"| {verdict} |"
         )
     return "\n".join(lines)

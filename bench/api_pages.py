@@ -10,13 +10,12 @@ Markdown, with the 50 ms target, followed by MariaDB's plan (EXPLAIN) of each li
 """
 
 import argparse
-import statistics
 import sys
 import time
 from datetime import timedelta
 from urllib.parse import urlencode
 
-from bench.admin_pages import configure_django, data_size, generate
+from bench.admin_pages import configure_django, data_size, generate, timings_table
 
 TARGET_MS = 50
 
@@ -109,25 +108,7 @@ def explain(pages) -> str:
 
 
 def report(results, orders: int) -> str:
-    import os
-
-    load = ", ".join(f"{value:.1f}" for value in os.getloadavg())
-    lines = [
-        f"Read API pages on MariaDB with {orders:,} order rows "
-        f"(median of {len(results[0][1])} requests, server time in process; load average {load}):",
-        "",
-        "| page | median ms | of which SQL ms | max ms | target ms | result |",
-        "|---|---:|---:|---:|---:|---|",
-    ]
-    for name, timings, sql_timings in results:
-        median = statistics.median(timings)
-        verdict = "ok" if median < TARGET_MS else "TOO SLOW"
-        lines.append(
-            f"| {name} | {median:.1f} | {statistics.median(sql_timings):.1f} | {max(timings):.1f} | {TARGET_MS} "
-            f"| {verdict} |"
-        )
-    return "\n".join(lines)
-
+    return timings_table(results, f"Read API pages on MariaDB with {orders:,} order rows", TARGET_MS)
 
 if __name__ == "__main__":
     main()
