@@ -55,12 +55,20 @@ TIMED_OUT_MARK = b'id="query-timed-out"'
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    args = prepare(__doc__, deliveries=2_000_000, repeat=15)
+    summarise()
+    print(report(measure(args.repeat), args.orders, args.deliveries))
+
+
+def prepare(doc: str, *, deliveries: int, repeat: int, deliveries_help: str | None = None) -> argparse.Namespace:
+    """Read a page benchmark's command line (its defaults given), set Django up on that MariaDB database,
+    migrate it, and generate the data set unless --reuse finds it at the requested size."""
+    parser = argparse.ArgumentParser(description=doc.split("\n")[0])
     parser.add_argument("--database-url", required=True, help="mysql://user@host:port/database, a database of its own")
     parser.add_argument("--orders", type=int, default=1_000_000)
-    parser.add_argument("--deliveries", type=int, default=2_000_000)
+    parser.add_argument("--deliveries", type=int, default=deliveries, help=deliveries_help)
     parser.add_argument("--reuse", action="store_true", help="keep existing data if it has the requested size")
-    parser.add_argument("--repeat", type=int, default=15, help="timed requests per page")
+    parser.add_argument("--repeat", type=int, default=repeat, help="timed requests per page")
     args = parser.parse_args()
     if not args.database_url.startswith("mysql://"):
         parser.error("--database-url must be a mysql:// URL: the numbers only mean something on MariaDB")
@@ -73,8 +81,7 @@ def main() -> None:
         print(f"reusing {args.orders} orders and {args.deliveries} deliveries", file=sys.stderr)
     else:
         generate(args.orders, args.deliveries)
-    summarise()
-    print(report(measure(args.repeat), args.orders, args.deliveries))
+    return args
 
 
 def configure_django(database_url: str) -> None:

@@ -9,36 +9,17 @@ time reported is the median server time over --repeat runs after two warm-up req
 Markdown, with the 50 ms target, followed by MariaDB's plan (EXPLAIN) of each list page's query.
 """
 
-import argparse
-import sys
 import time
 from datetime import timedelta
 from urllib.parse import urlencode
 
-from bench.admin_pages import configure_django, data_size, generate, timings_table
+from bench.admin_pages import prepare, timings_table
 
 TARGET_MS = 50
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--database-url", required=True, help="mysql://user@host:port/database, a database of its own")
-    parser.add_argument("--orders", type=int, default=1_000_000)
-    parser.add_argument("--deliveries", type=int, default=0, help="the API reads none; kept to share a data set")
-    parser.add_argument("--reuse", action="store_true", help="keep existing data if it has the requested size")
-    parser.add_argument("--repeat", type=int, default=5, help="timed requests per page")
-    args = parser.parse_args()
-    if not args.database_url.startswith("mysql://"):
-        parser.error("--database-url must be a mysql:// URL: the numbers only mean something on MariaDB")
-    configure_django(args.database_url)
-
-    from django.core.management import call_command
-
-    call_command("migrate", verbosity=0)
-    if args.reuse and data_size() == (args.orders, args.deliveries):
-        print(f"reusing {args.orders} orders and {args.deliveries} deliveries", file=sys.stderr)
-    else:
-        generate(args.orders, args.deliveries)
+    args = prepare(__doc__, deliveries=0, repeat=5, deliveries_help="the API reads none; kept to share a data set")
     pages = api_pages()
     print(report(measure(pages, args.repeat), args.orders))
     print(explain(pages))
