@@ -202,6 +202,7 @@ FILTER_TITLES = {
     "outcome": pgettext_lazy("filter title after 'By'", "outcome"),
     "source": pgettext_lazy("filter title after 'By'", "source"),
     "state": pgettext_lazy("filter title after 'By'", "state"),
+    "event type": pgettext_lazy("filter title after 'By'", "event type"),
     "reconciliation run": pgettext_lazy("filter title after 'By'", "reconciliation run"),
     "reward ready": pgettext_lazy("filter title after 'By'", "payout readiness"),
     "conflict review": pgettext_lazy("filter title after 'By'", "conflict review"),
@@ -1212,9 +1213,10 @@ class OutboundEventAdmin(RecordAdminMixin, FastListMixin, admin.ModelAdmin):
 
     change_runs_actions = True  # resend
     date_field = "created_at"
-    list_display = ("public_id", "created_at", "type", "partner", "uniq_id", "state_badge", "attempts",
-                    "next_attempt_at", "short_error")
-    list_filter = ("state", "type", PartnerFilter)
+    # At 1400 px beside the filters; when the next attempt is due is on the event's page.
+    list_display = ("public_id", "created_at", "type", "partner", "uniq_id", "state_badge", "attempts", "short_error")
+    list_filter = (("state", titled(admin.ChoicesFieldListFilter, "state")),
+                   ("type", titled(admin.ChoicesFieldListFilter, "event type")), PartnerFilter)
     # By id, the write order: with the state filter too, a range of the (state, id) index.
     ordering = ("-pk",)
     search_fields = ("=public_id",)
