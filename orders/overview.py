@@ -264,11 +264,11 @@ def postbacks(now: datetime, names: dict[str, str]) -> list[Postbacks]:
             .annotate(count=Count("pk")).order_by())
     for row in rows:
         counts[row["partner"]][row["hour"]] = row["count"]
+    hours = [first_hour + timedelta(hours=offset) for offset in range(HOURS)]
     result = []
     for check in health.check_last_postbacks(now):
         partner = check.data["partner"]
         found = counts.get(partner, {})
-        hours = [first_hour + timedelta(hours=offset) for offset in range(HOURS)]
         peak = max(found.values(), default=0)
         last = check.data["last"]
         result.append(Postbacks(
