@@ -67,6 +67,10 @@ def test_the_revoke_action_ends_a_keys_access(staff_client, client):  # noqa: F8
     assert "0 keys revoked." in response.content.decode()
     assert ApiKey.objects.get(pk=api_key.pk).revoked_at == revoked_at
     assert staff_client.get(reverse("admin:orders_apikey_delete", args=[api_key.pk])).status_code == 403
+    # The list tells the valid keys from the revoked ones.
+    for state, consumers in (("valid", ["other site"]), ("revoked", ["cashback site"])):
+        listed = staff_client.get(reverse(LIST), {"state": state}).context["cl"].result_list
+        assert [key.consumer for key in listed] == consumers
 
 
 def test_staff_without_the_permission_cannot_see_or_make_keys(client):

@@ -80,6 +80,8 @@ def test_filter_titles_read_right_in_russian_and_english(client):
     assert filter_titles(runs) == ["По сети", "По состоянию"]
     events = client.get(reverse("admin:orders_outboundevent_changelist"), HTTP_ACCEPT_LANGUAGE="ru").content.decode()
     assert filter_titles(events) == ["По состоянию", "По типу события", "По сети"]
+    keys = client.get(reverse("admin:orders_apikey_changelist"), HTTP_ACCEPT_LANGUAGE="ru").content.decode()
+    assert filter_titles(keys) == ["По состоянию"] and "действует" in keys
     english = client.get(orders, HTTP_ACCEPT_LANGUAGE="en").content.decode()
     assert filter_titles(english) == ["Show", "By network", "By current status", "By currency", "By conflict",
                                       "By conflict review", "By payout readiness", "By date received",
